@@ -1,0 +1,29 @@
+# make run: start the gateway · make test: the whole suite · make bench: the benchmark · make lint
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/llm-router serve --config plugins.toml
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check router_core router_plugins tests bench
+	$(VENV)/bin/ruff format --check router_core router_plugins tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,159 @@
+"""The aiohttp application: middlewares, routes, and the resources that live as long as it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from .config import Config, ConfigError
+from .dialects import chat, responses
+from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
+from .gateway import GatewaySchema
+from .pipeline import RUNTIME, Runtime, handle
+from .plugins import PluginHost
+from .providers import BUILTIN_PROVIDERS, Provider, Routes
+
+log = logging.getLogger("llm_router")
+
+OPEN_PATHS = frozenset({"/healthz"})
+# Upstream connections kept per host: enough for high concurrency without exhausting fds.
+CONNECTIONS_PER_HOST = 256
+
+
+def json_error(error: GatewayError) -> web.Response:
+    return web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """The one place exceptions become OpenAI-shaped error bodies."""
+    try:
+        return await handler(request)
+    except GatewayError as error:
+        return json_error(error)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes."))
+    except web.HTTPNotFound:
+        return json_error(NotFound(f"No route for {request.method} {request.path}."))
+    except web.HTTPMethodNotAllowed:
+        return json_error(MethodNotAllowed(f"{request.method} is not allowed on {request.path}."))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(GatewayError("The gateway failed to handle the request."))
+
+
+def auth_middleware(keys: tuple[str, ...]):
+    """Bearer-key auth; digests are compared in constant time and keys never logged."""
+    digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+
+    @web.middleware
+    async def check_key(request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            header = request.headers.get("Authorization", "")
+            scheme, _, key = header.partition(" ")
+            offered = hashlib.sha256(key.strip().encode()).digest()
+            matched = False
+            for digest in digests:  # no early exit: timing says nothing about which key
+                matched |= hmac.compare_digest(offered, digest)
+            if scheme.lower() != "bearer" or not matched:
+                raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
+        return await handler(request)
+
+    return check_key
+
+
+def provider_kinds(host: PluginHost) -> dict[str, type[Provider]]:
+    kinds: dict[str, type[Provider]] = dict(BUILTIN_PROVIDERS)
+    owners = {kind: "core" for kind in kinds}
+
+    def register(kind: str, cls: type[Provider], plugin: str) -> None:
+        if kind in kinds:
+            raise ConfigError([f"provider kind {kind!r} registered by both {owners[kind]!r} and {plugin!r}"])
+        kinds[kind], owners[kind] = cls, plugin
+
+    for impl in host.impls("register_providers"):
+        impl.function(lambda kind, cls, _p=impl.plugin_name: register(kind, cls, _p))
+    return kinds
+
+
+def check_providers(config: Config, kinds: dict[str, type[Provider]]) -> None:
+    bad = [
+        f"providers.{name}.kind: unknown kind {p.kind!r} (known: {', '.join(sorted(kinds))})"
+        for name, p in config.providers.items()
+        if p.kind not in kinds
+    ]
+    if bad:
+        raise ConfigError(bad)
+
+
+def build_schema(config: Config, host: PluginHost) -> GatewaySchema:
+    fields = [(name, declared) for name, declared in host.call_startup("gateway_fields") if declared]
+    return GatewaySchema(fields, config.gateway, config.policy, host.names)
+
+
+def describe_providers(config: Config) -> None:
+    for name, p in config.providers.items():
+        if p.missing_key:
+            log.warning("provider %s (%s): API key missing, environment variable %s is unset", name, p.kind, p.missing_key)
+        else:
+            log.info("provider %s (%s) ready%s", name, p.kind, ", zero data retention" if p.zdr else "")
+
+
+def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> web.Application:
+    """Build the gateway.  Raises ConfigError for anything wrong in the config."""
+    host = PluginHost(config, list(extra_plugins))
+    kinds = provider_kinds(host)
+    check_providers(config, kinds)
+    schema = build_schema(config, host)
+
+    middlewares: list[Any] = [errors_middleware]
+    if config.server.api_keys:
+        middlewares.append(auth_middleware(config.server.api_keys))
+    app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()) as session:
+            app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
+            describe_providers(config)
+            for impl in host.impls("router_startup"):
+                await host.run(impl, {"app": app, "config": config})
+            log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
+            yield
+            for impl in host.impls("router_shutdown"):
+                await host.run(impl, {"app": app})
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/v1/responses", lambda r: handle(r, responses))
+    app.router.add_post("/v1/chat/completions", lambda r: handle(r, chat))
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/healthz", healthz)
+    host.call_startup("register_routes", app=app)
+    return app
+
+
+async def list_models(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    seen: dict[str, str] = {}
+    for model in rt.config.models:
+        seen.setdefault(model, model.partition("/")[0])
+    for name, provider in rt.config.providers.items():
+        for model in provider.serves:
+            seen.setdefault(model, name)
+    created = int(time.time())
+    data = [{"id": m, "object": "model", "created": created, "owned_by": owner} for m, owner in seen.items()]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")

@@ -1,0 +1,123 @@
+"""``llm-router``: serve the gateway, check a config, explain a routing decision."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import multiprocessing
+import os
+import socket
+import sys
+
+from aiohttp import web
+
+from .config import Config, ConfigError, load_config
+
+DEFAULT_CONFIG = os.environ.get("LLM_ROUTER_CONFIG", "plugins.toml")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{path}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve_one(config: Config, host: str, port: int, sock: socket.socket | None) -> None:
+    from .app import create_app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    web.run_app(app, sock=sock, host=None if sock else host, port=None if sock else port, access_log=None, print=None)
+
+
+def serve(args: argparse.Namespace) -> None:
+    config = _load(args.config)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    if not config.server.api_keys and not _is_loopback(host):
+        print(f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only", file=sys.stderr)
+        raise SystemExit(2)
+    logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
+    if args.workers <= 1:
+        _serve_one(config, host, port, None)
+        return
+    # One listening socket shared by forked workers: the kernel spreads the connections.
+    sock = socket.create_server((host, port), reuse_port=True, backlog=1024)
+    sock.set_inheritable(True)
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_serve_one, args=(config, host, port, sock)) for _ in range(args.workers)]
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            w.join()
+    except KeyboardInterrupt:
+        for w in workers:
+            w.terminate()
+
+
+def check(args: argparse.Namespace) -> None:
+    from .app import create_app
+    from .plugins import PluginHost
+
+    config = _load(args.config)
+    try:
+        create_app(config)
+        host = PluginHost(config)
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{args.config}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{args.config}: ok")
+    print("plugins, in call order:")
+    for name, hooks in host.describe():
+        print(f"  {name}: {', '.join(hooks)}")
+    print("providers:")
+    for name, p in config.providers.items():
+        state = f"key missing ({p.missing_key})" if p.missing_key else "ready"
+        print(f"  {name}: kind={p.kind} zdr={str(p.zdr).lower()} {state}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="llm-router", description="A self-hosted LLM gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=serve)
+    p = sub.add_parser("check", help="validate the config and list plugins and their hooks")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.set_defaults(func=check)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""plugins.toml → frozen attrs config, through one cattrs converter; ``env:NAME`` resolved once."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.preconf.orjson import make_converter
+from cattrs.v import format_exception
+
+#: The one converter for config and for the request's gateway object.  Primitives are
+#: strict: cattrs would otherwise turn "maybe" into True and 3 into "3".
+converter = make_converter(forbid_extra_keys=True)
+
+
+def _strict(kind: type, what: str):
+    def structure(value: Any, _: type) -> Any:
+        if type(value) is kind or (kind is float and type(value) is int):
+            return kind(value)
+        raise TypeError(f"expected {what}, got {type(value).__name__}")
+
+    return structure
+
+
+for _kind, _what in ((str, "a string"), (bool, "a boolean"), (int, "an integer"), (float, "a number")):
+    converter.register_structure_hook(_kind, _strict(_kind, _what))
+
+
+class ConfigError(Exception):
+    """plugins.toml is wrong; each message names the key path."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+@attrs.frozen
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8080, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535)))
+    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    # A request body above this is refused with 413 before it is parsed.
+    max_body_bytes: int = 8 * 1024 * 1024
+    log_level: str = "info"
+
+
+@attrs.frozen
+class ProviderConfig:
+    kind: str
+    base_url: str = ""
+    api_key: str | None = attrs.field(default=None, repr=False)
+    zdr: bool = False
+    serves: dict[str, str] = attrs.field(factory=dict)
+    headers: dict[str, str] = attrs.field(factory=dict, repr=False)
+    connect_timeout: float = 5.0
+    first_byte_timeout: float = 60.0
+    total_timeout: float = 600.0
+    max_retries: int = 1
+    options: dict[str, Any] = attrs.field(factory=dict)  # kind-specific settings
+    missing_key: str | None = None  # the env var named by api_key when it is unset
+
+
+@attrs.frozen
+class ModelConfig:
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    context_window: int | None = None
+
+
+@attrs.frozen
+class PluginsConfig:
+    enabled: tuple[str, ...] = ()
+    settings: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # [plugins.<name>] tables
+
+
+@attrs.frozen
+class StoreConfig:
+    url: str = "memory://"
+
+
+@attrs.frozen
+class Config:
+    server: ServerConfig = attrs.field(factory=ServerConfig)
+    plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    providers: dict[str, ProviderConfig] = attrs.field(factory=dict)
+    models: dict[str, ModelConfig] = attrs.field(factory=dict)
+    gateway: dict[str, Any] = attrs.field(factory=dict)  # defaults for the request's gateway object
+    policy: dict[str, Any] = attrs.field(factory=dict)  # enforced over the request's gateway object
+    store: StoreConfig = attrs.field(factory=StoreConfig)
+    path: str | None = None
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        return self.plugins.settings.get(name, {})
+
+
+def resolve_secret(value: str | None, env: dict[str, str]) -> tuple[str | None, str | None]:
+    """``env:NAME`` → (the variable's value or None, NAME if unset); a literal → (literal, None)."""
+    if value is None or not value.startswith("env:"):
+        return value, None
+    name = value[4:]
+    resolved = env.get(name)
+    return (resolved or None), (None if resolved else name)
+
+
+def _resolve(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    server = raw.get("server")
+    if isinstance(server, dict) and isinstance(server.get("api_keys"), list):
+        keys = [resolve_secret(k, env)[0] if isinstance(k, str) else k for k in server["api_keys"]]
+        server["api_keys"] = [k for k in keys if k is not None]
+    for provider in (raw.get("providers") or {}).values():
+        if isinstance(provider, dict) and isinstance(provider.get("api_key"), str):
+            provider["api_key"], provider["missing_key"] = resolve_secret(provider["api_key"], env)
+    plugins = raw.get("plugins")
+    if isinstance(plugins, dict):
+        raw["plugins"] = {
+            "enabled": plugins.get("enabled", []),
+            "settings": {k: v for k, v in plugins.items() if k != "enabled"},
+        }
+    return raw
+
+
+def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None, path: str | None = None) -> Config:
+    """A TOML document (as a dict) → Config, or ConfigError with key paths."""
+    raw = _resolve(dict(raw), dict(os.environ) if env is None else env)
+    raw["path"] = path
+    try:
+        return converter.structure(raw, Config)
+    except Exception as exc:  # cattrs raises a ClassValidationError group
+        raise ConfigError(_messages(exc)) from None
+
+
+def describe(exc: BaseException, type_: Any) -> str:
+    """cattrs' exception formatter, but a validator's own message wins over "invalid value"."""
+    if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, cattrs.ForbiddenExtraKeysError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def validation_errors(exc: Exception) -> list[tuple[str, str]]:
+    """A cattrs failure → [(path like ``$.a.b[0]``, message)]."""
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return [("$", str(exc))]
+    out = []
+    for line in cattrs.transform_error(exc, format_exception=describe):
+        message, _, path = line.rpartition(" @ ")
+        out.append((path, message))
+    return out
+
+
+def _messages(exc: Exception) -> list[str]:
+    return [f"{path[2:] or 'top level'}: {message}" for path, message in validation_errors(exc)]
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
+    return parse_config(raw, env, str(path))

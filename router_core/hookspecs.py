@@ -1,0 +1,153 @@
+"""The plugin API: every hook a plugin may implement, in the order the core calls them.
+
+Calling convention (decided once, here): the core walks the implementations itself
+in the order of ``[plugins].enabled`` in plugins.toml (plugins registered later, such
+as a test's throwaway plugin, come after), passes each only the arguments it names,
+and awaits any result that is awaitable. So every hook may be ``def`` or
+``async def``; ``firstresult`` below means the core stops at the first result that is
+not ``None`` *after* awaiting it.
+
+Failure: a ``GatewayError`` raised by a hook reaches the client as is. Any other
+exception from a plugin whose module sets ``FAIL_CLOSED = True`` (redact, zdr, auth)
+refuses the request with a 500; from any other plugin it is logged, counted, and the
+plugin is skipped for that call (optimisations fail open).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .call import StreamPiece
+    from .config import Config
+    from .context import ReplyBody, RequestContext, Route, Scores
+
+hookspec = pluggy.HookspecMarker("llm_router")
+
+# ---------------------------------------------------------------- startup
+
+
+@hookspec
+def router_startup(app: web.Application, config: Config) -> None:
+    """Called once when the app starts, before the first request; returns nothing.
+
+    :param app: the aiohttp application; keep resources on it under an ``AppKey``.
+    :param config: the parsed plugins.toml; ``config.plugin_settings(name)`` is the
+        plugin's own ``[plugins.<name>]`` table.
+    """
+
+
+@hookspec
+def router_shutdown(app: web.Application) -> None:
+    """Called once when the app stops; close what ``router_startup`` opened."""
+
+
+@hookspec
+def register_providers(register: Any) -> None:
+    """Called at startup to add provider kinds; returns nothing.
+
+    :param register: ``register(kind, provider_class)``; the class is a
+        :class:`router_core.providers.Provider` subclass. A kind registered twice is
+        a startup error naming both plugins.
+    """
+
+
+@hookspec
+def register_routes(app: web.Application) -> None:
+    """Called at startup to add HTTP routes (metrics, admin); returns nothing."""
+
+
+@hookspec
+def gateway_fields() -> dict[str, Any]:
+    """Called at startup; returns the ``gateway`` fields this plugin owns.
+
+    The result maps a field name to a type or attrs class (structured by the core's
+    cattrs converter, so attrs validators run) or to a
+    :class:`router_core.GatewayField` for aliases. A field owned by two plugins is a
+    startup error. A request naming a field no enabled plugin owns is refused (400).
+    """
+
+
+# ---------------------------------------------------------------- request in
+
+
+@hookspec
+def pre_request(ctx: RequestContext) -> None:
+    """Called for each request after parsing and validation; returns nothing.
+
+    :param ctx: the request context; mutate ``ctx.call`` (messages, tools, params)
+        and ``ctx.headers`` in place. Raise a ``GatewayError`` to refuse the request.
+        A plugin that must see the answer's stream sets ``ctx.wants_stream_events``.
+    """
+
+
+@hookspec(firstresult=True)
+def score_request(ctx: RequestContext) -> Scores | None:
+    """Called lazily, once per request, the first time a plugin awaits ``ctx.scores()``.
+
+    Returns the :class:`router_core.Scores` for ``ctx.call``. ``None`` means "not mine".
+    Stops at the first non-``None`` result.
+    """
+
+
+# ---------------------------------------------------------------- model
+
+
+@hookspec
+def select_model(ctx: RequestContext) -> str | None:
+    """Called after ``pre_request`` to choose the model; returns a model id or ``None``.
+
+    Implementations run in plugin order, each seeing ``ctx.call.model`` as the
+    previous one left it: a returned string replaces the model (``provider/model``),
+    ``None`` keeps it. Chained rather than first-wins so that a tag can choose
+    ``a:planning:b`` and the planning plugin can then resolve it.
+    """
+
+
+# ---------------------------------------------------------------- route
+
+
+@hookspec
+def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
+    """Called before sending to rank and filter the candidate routes.
+
+    :param routes: the previous implementation's result (first: the config's default
+        ranking: the model's own provider, then the providers that ``serve`` it).
+    Returns the new list, or ``None`` to keep it. An empty list means nothing may
+    serve the request: raise a ``GatewayError`` that says why instead.
+    """
+
+
+@hookspec
+def upstream_request(ctx: RequestContext, route: Route, body: dict[str, Any]) -> None:
+    """Called with the body about to be sent on ``route`` (once per attempt); returns nothing.
+
+    Mutate ``body`` in place to add a provider's own switches (e.g. ``store: false``).
+    """
+
+
+# ---------------------------------------------------------------- response out
+
+
+@hookspec
+def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
+    """Called after a complete (non-streamed) answer, before it is sent; returns nothing.
+
+    :param reply: a :class:`router_core.ReplyBody`: the answer in the client's
+        dialect (``reply.body``) with dialect-neutral helpers ``map_text`` and ``usage``.
+        Mutate it and ``ctx.headers`` in place.
+    """
+
+
+@hookspec
+def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece] | None:
+    """Called for each piece of a streamed answer, if ``ctx.wants_stream_events`` is set.
+
+    :param piece: a canonical ``TextDelta``, ``ToolCallDelta`` or ``StreamEnd``.
+    Returns ``None`` to pass the piece on (mutated or not), or a list of pieces to
+    send instead (empty: drop it). The last piece is always a ``StreamEnd``.
+    """

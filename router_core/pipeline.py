@@ -1,0 +1,219 @@
+"""The request path, top to bottom: parse → hooks → upstream → hooks → render."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+import attrs
+import orjson
+from aiohttp import web
+
+from . import upstream
+from .call import Call, Reply, StreamEnd, StreamPiece, Usage
+from .config import Config
+from .context import ReplyBody, RequestContext, Route, Scores
+from .dialects import chat, responses
+from .errors import BadRequest, GatewayError, UpstreamError
+from .gateway import GatewaySchema
+from .plugins import PluginHost
+from .providers import Routes, UpstreamFailure
+from .streaming import DONE, encode_event, sse_data
+
+log = logging.getLogger("llm_router.pipeline")
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@attrs.define
+class Runtime:
+    """Everything the request path needs, built once at startup."""
+
+    config: Config
+    host: PluginHost
+    schema: GatewaySchema
+    routes: Routes
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+# ---------------------------------------------------------------- ingress
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()  # aiohttp enforces client_max_size → 413
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
+    """One request in ``codec``'s dialect, answered in the same dialect."""
+    rt = request.app[RUNTIME]
+    body = await read_json(request)
+    ctx = RequestContext(
+        call=codec.decode_request(body),
+        gateway=rt.schema.parse(body.get("gateway")),
+        config=rt.config,
+        scorer=lambda ctx: score(rt, ctx),
+        complete=lambda ctx, call: complete(rt, ctx, call),
+    )
+    await rt.host.call("pre_request", ctx=ctx)
+    await choose_model(rt, ctx)
+    routes = await choose_routes(rt, ctx, ctx.call)
+    if ctx.call.stream:
+        return await stream_answer(request, rt, ctx, routes, codec)
+    answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
+    out = ReplyBody(codec, render_reply(ctx, codec, answer, reply, attempt))
+    set_route_headers(ctx, attempt)
+    await rt.host.call("post_response", ctx=ctx, reply=out)
+    return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=ctx.headers)
+
+
+async def score(rt: Runtime, ctx: RequestContext) -> Scores:
+    scores = await rt.host.first("score_request", ctx=ctx)
+    return scores if scores is not None else Scores()
+
+
+async def choose_model(rt: Runtime, ctx: RequestContext) -> None:
+    for impl in rt.host.impls("select_model"):
+        model = await rt.host.run(impl, {"ctx": ctx})
+        if model is not None:
+            ctx.call.model = model
+    if not ctx.call.model:
+        raise BadRequest("'model' is required (or send gateway.tags to let the gateway choose).", param="model")
+
+
+async def choose_routes(rt: Runtime, ctx: RequestContext, call: Call) -> list[Route]:
+    routes = rt.routes.for_model(call.model)
+    for impl in rt.host.impls("select_provider"):
+        ranked = await rt.host.run(impl, {"ctx": ctx, "routes": routes})
+        if ranked is not None:
+            routes = ranked
+    if not routes:
+        raise UpstreamError(f"No provider may serve '{call.model}' for this request.", code="no_route")
+    return routes
+
+
+async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:
+    """A side call (planner, LLM scorer): routed like a request, never streamed."""
+    call.stream = False
+    routes = await choose_routes(rt, ctx, call)
+    _, reply, _ = await upstream.send(rt.host, ctx, routes, call)
+    return reply
+
+
+def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
+    ctx.headers["x-router-model"] = ctx.call.model
+    ctx.headers["x-router-provider"] = attempt.route.name
+    ctx.headers["x-router-fallbacks"] = str(len(attempt.failures))
+
+
+def new_reply_id(codec: ModuleType) -> str:
+    return ("resp_" if codec is responses else "chatcmpl-") + uuid.uuid4().hex
+
+
+def render_reply(
+    ctx: RequestContext, codec: ModuleType, answer: dict[str, Any], reply: Reply, attempt: upstream.Attempt
+) -> dict[str, Any]:
+    """The upstream's answer in the client's dialect: as is when the dialects match."""
+    if attempt.codec is codec:
+        body = answer
+        if ctx._usage_extra and isinstance(body.get("usage"), dict):
+            body["usage"].update(ctx._usage_extra)
+        return body
+    reply.usage.extra.update(ctx._usage_extra)
+    if codec is responses:
+        return responses.encode_reply(reply, new_reply_id(codec), ctx.call)
+    return chat.encode_reply(reply, new_reply_id(codec))
+
+
+# ---------------------------------------------------------------- streams
+
+
+async def stream_answer(
+    request: web.Request, rt: Runtime, ctx: RequestContext, routes: list[Route], codec: ModuleType
+) -> web.StreamResponse:
+    async with upstream.stream(rt.host, ctx, routes, ctx.call) as (chunks, attempt):
+        set_route_headers(ctx, attempt)
+        resp = web.StreamResponse(headers={**SSE_HEADERS, **ctx.headers})
+        await resp.prepare(request)
+        relay = passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
+        try:
+            await relay(resp, rt, ctx, chunks, attempt.codec, codec)
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            log.info("client went away mid-stream; upstream request closed")
+            return resp
+        except (UpstreamFailure, GatewayError, ValueError) as exc:
+            message = exc.message if isinstance(exc, (UpstreamFailure, GatewayError)) else str(exc)
+            log.warning("stream from %s failed mid-way: %s", attempt.route, message)
+            await resp.write(stream_error(codec, message))
+        await resp.write_eof()
+        return resp
+
+
+async def passthrough(resp, rt, ctx, chunks, upstream_codec, codec) -> None:
+    """Same dialect, nothing to change: bytes go out as they arrive."""
+    async for chunk in chunks:
+        await resp.write(chunk)
+
+
+async def translate(resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, chunks, upstream_codec, codec) -> None:
+    """Upstream events → canonical pieces → stream hooks → the client's dialect."""
+    encoder = codec.StreamEncoder(new_reply_id(codec), ctx.call.model, ctx.call)
+    named = codec is responses
+    end = StreamEnd("")
+    await write_events(resp, encoder.start(), named)
+    async for data in sse_data(chunks):
+        if data == DONE:
+            break
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ValueError("the upstream stream carried invalid JSON") from None
+        for piece in upstream_codec.decode_event(event):
+            if isinstance(piece, StreamEnd):  # held back: hooks see exactly one, last
+                end.finish_reason = end.finish_reason or piece.finish_reason
+                end.usage = piece.usage or end.usage
+                continue
+            await write_pieces(resp, rt, ctx, encoder, piece, named)
+    end.finish_reason = end.finish_reason or "stop"
+    end.usage = end.usage or Usage()
+    end.usage.extra.update(ctx._usage_extra)
+    await write_pieces(resp, rt, ctx, encoder, end, named)
+    await write_events(resp, encoder.close(), named)
+    if not named:
+        await resp.write(b"data: [DONE]\n\n")
+
+
+async def write_pieces(resp, rt: Runtime, ctx: RequestContext, encoder, piece: StreamPiece, named: bool) -> None:
+    pieces = [piece]
+    if ctx.wants_stream_events:
+        for impl in rt.host.impls("on_stream_event"):
+            passed: list[StreamPiece] = []
+            for p in pieces:
+                result = await rt.host.run(impl, {"ctx": ctx, "piece": p})
+                passed.extend([p] if result is None else result)
+            pieces = passed
+    for p in pieces:
+        await write_events(resp, encoder.encode(p), named)
+
+
+async def write_events(resp: web.StreamResponse, events: list[dict[str, Any]], named: bool) -> None:
+    if events:
+        await resp.write(b"".join(encode_event(e, named) for e in events))
+
+
+def stream_error(codec: ModuleType, message: str) -> bytes:
+    """The event that ends a stream that failed after its first byte."""
+    if codec is responses:
+        return encode_event({"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}, True)
+    return encode_event({"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_error"}}, False)

@@ -1,0 +1,274 @@
+"""Upstream providers: how a Call is rendered for, sent to and read back from each kind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from .call import Call, Message, Reply, StreamEnd, TextDelta, Usage
+from .config import Config, ProviderConfig
+from .context import Route
+from .dialects import chat, responses
+from .streaming import encode_event
+from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+# Upstream error bodies are read for their message only; a bigger one is garbage.
+MAX_ERROR_BYTES = 64 * 1024
+# An upstream answer above this is refused rather than buffered (non-streaming path).
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+
+
+class UpstreamFailure(Exception):
+    """One attempt on one route failed.
+
+    ``retryable`` says whether the next route may be tried (connection errors,
+    timeouts, 429, 5xx, garbage); ``status`` is what the client sees if it was the
+    last; ``retry_after`` is the upstream's Retry-After in seconds, if it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+
+    def to_error(self) -> Exception:
+        from .errors import RateLimited, UpstreamRejected
+
+        if not self.retryable and self.upstream_status:
+            return UpstreamRejected(self.upstream_status, self.message)
+        kind = {503: UpstreamUnavailable, 504: UpstreamTimeout, 429: RateLimited}.get(self.status, UpstreamError)
+        return kind(self.message)
+
+
+class Provider:
+    """Base of every provider kind.  Subclasses set ``kind`` and may override any step.
+
+    The default speaks OpenAI's HTTP conventions: JSON POST to ``base_url`` + a
+    dialect's path, ``Authorization: Bearer`` with the key, SSE for streams.
+    """
+
+    kind: ClassVar[str]
+    paths: ClassVar[dict[str, str]] = {"chat": "/chat/completions", "responses": "/responses"}
+
+    def __init__(self, name: str, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        self.name = name
+        self.config = config
+        self.session = session
+        self.base_url = config.base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(
+            total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
+        )
+        self.headers = {"Content-Type": "application/json", **config.headers, **self.auth_headers()}
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that must never reach a client or a log."""
+        return [v for v in (self.config.api_key, *self.config.headers.values()) if v]
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why this provider cannot be used at all, or None."""
+        if self.config.missing_key:
+            return f"provider '{self.name}' has no API key (environment variable {self.config.missing_key} is unset)"
+        return None
+
+    def codec(self, call: Call) -> ModuleType:
+        """The dialect to speak upstream for this call."""
+        return chat
+
+    def render(self, call: Call, model: str) -> dict[str, Any]:
+        return self.codec(call).encode_request(call, model)
+
+    def url(self, codec: ModuleType) -> str:
+        return self.base_url + self.paths[codec.NAME]
+
+    async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body``; returns the parsed JSON answer or raises UpstreamFailure."""
+        with self.transport_errors():
+            async with self.session.post(
+                self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
+            ) as resp:
+                await self._check(resp)
+                raw = await resp.content.read(MAX_REPLY_BYTES + 1)
+        if len(raw) > MAX_REPLY_BYTES:
+            raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamFailure(f"provider '{self.name}' answered with invalid JSON") from None
+        if not isinstance(answer, dict):
+            raise UpstreamFailure(f"provider '{self.name}' answered with JSON that is not an object")
+        return answer
+
+    @contextlib.asynccontextmanager
+    async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a streamed answer; yields its raw byte chunks once the status is known good."""
+        with self.transport_errors():
+            resp = await self.session.post(self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout)
+        try:
+            with self.transport_errors():
+                await self._check(resp)
+            yield resp.content.iter_any()
+        finally:
+            resp.close()  # also cancels the upstream request when the client went away
+
+    @contextlib.contextmanager
+    def transport_errors(self):
+        """Turn transport errors into UpstreamFailure, naming the provider and nothing secret."""
+        try:
+            yield
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamFailure(f"provider '{self.name}' timed out", status=504) from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamFailure(f"could not connect to provider '{self.name}'", status=503) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(f"provider '{self.name}' failed: {type(exc).__name__}", status=502) from None
+
+    async def _check(self, resp: aiohttp.ClientResponse) -> None:
+        if resp.status < 300:
+            return
+        raw = await resp.content.read(MAX_ERROR_BYTES)
+        message = self.scrub(_error_message(raw) or resp.reason or "error")
+        retry_after = _retry_after(resp.headers.get("Retry-After"))
+        text = f"provider '{self.name}' answered {resp.status}: {message}"
+        if resp.status == 429:
+            raise UpstreamFailure(text, status=429, retry_after=retry_after, upstream_status=429)
+        if resp.status >= 500 or resp.status in (408, 409):
+            raise UpstreamFailure(text, status=502, retry_after=retry_after, upstream_status=resp.status)
+        raise UpstreamFailure(text, status=resp.status, retryable=False, upstream_status=resp.status)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[provider key]")
+        return text
+
+
+def _error_message(raw: bytes) -> str | None:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"][:500]
+    if isinstance(error, str):
+        return error[:500]
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date; rare from LLM APIs, and a guess is worse than none
+
+
+class OpenAIProvider(Provider):
+    """OpenAI itself: native Responses and Chat Completions."""
+
+    kind = "openai"
+
+    def codec(self, call: Call) -> ModuleType:
+        return responses if call.dialect == responses.NAME else chat
+
+
+class OpenAIChatProvider(Provider):
+    """Any OpenAI-compatible server that only speaks Chat Completions (Groq, vLLM, Ollama …)."""
+
+    kind = "openai-chat"
+
+
+class EchoProvider(Provider):
+    """Answers with the request it would have sent upstream: the offline default and the demo."""
+
+    kind = "echo"
+
+    @property
+    def unavailable(self) -> str | None:
+        return None
+
+    def codec(self, call: Call) -> ModuleType:
+        return responses if call.dialect == responses.NAME else chat
+
+    def _reply(self, body: dict[str, Any]) -> Reply:
+        text = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+        tokens = len(text) // 4  # a rough count: echo calls no tokenizer
+        return Reply(body["model"], [Message.of_text("assistant", text)], usage=Usage(tokens, tokens))
+
+    async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
+        return codec.encode_reply(self._reply(body), f"echo_{uuid.uuid4().hex}")
+
+    @contextlib.asynccontextmanager
+    async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+        yield self._chunks(codec, body)
+
+    async def _chunks(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        reply = self._reply(body)
+        encoder = codec.StreamEncoder(f"echo_{uuid.uuid4().hex}", reply.model, None)
+        named = codec is responses
+        text = reply.text
+        events = encoder.start()
+        for piece in (*(TextDelta(text[i : i + 64]) for i in range(0, len(text), 64)), StreamEnd("stop", reply.usage)):
+            events += encoder.encode(piece)
+        for event in events + encoder.close():
+            yield encode_event(event, named)
+        if not named:
+            yield b"data: [DONE]\n\n"
+
+
+BUILTIN_PROVIDERS: dict[str, type[Provider]] = {
+    p.kind: p for p in (OpenAIProvider, OpenAIChatProvider, EchoProvider)
+}
+
+
+class Routes:
+    """Every configured provider, and the candidate routes for a model."""
+
+    def __init__(self, config: Config, kinds: dict[str, type[Provider]], session: aiohttp.ClientSession) -> None:
+        self.providers = {
+            name: kinds[p.kind](name, p, session) for name, p in config.providers.items()
+        }
+        self.serving: dict[str, list[tuple[Provider, str]]] = {}
+        for provider in self.providers.values():
+            for model, upstream in provider.config.serves.items():
+                self.serving.setdefault(model, []).append((provider, upstream))
+
+    def for_model(self, model: str) -> list[Route]:
+        """The model's own provider first, then every provider that serves it, in file order."""
+        vendor, _, name = model.partition("/")
+        routes = [Route(self.providers[vendor], name)] if vendor in self.providers and name else []
+        routes += [Route(p, upstream) for p, upstream in self.serving.get(model, ()) if p.name != vendor]
+        if not routes:
+            raise ModelNotFound(
+                f"The model '{model}' does not exist or no configured provider serves it; "
+                "model names are 'provider/model'.",
+                param="model",
+            )
+        return routes
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for p in self.providers.values() for s in p.secrets]
