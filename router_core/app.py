@@ -134,12 +134,20 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
                 await host.run(impl, {"app": app})
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/responses", lambda r: handle(r, responses))
-    app.router.add_post("/v1/chat/completions", lambda r: handle(r, chat))
+    app.router.add_post("/v1/responses", responses_endpoint)
+    app.router.add_post("/v1/chat/completions", chat_endpoint)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
     return app
+
+
+async def responses_endpoint(request: web.Request) -> web.StreamResponse:
+    return await handle(request, responses)
+
+
+async def chat_endpoint(request: web.Request) -> web.StreamResponse:
+    return await handle(request, chat)
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -1,0 +1,61 @@
+"""Fixtures: a fake upstream, a gateway built on it, the official OpenAI SDK pointed at it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import openai
+import pytest
+
+from router_core.app import create_app
+from router_core.config import parse_config
+from router_core.gateway import deep_merge
+from tests.fakes import FakeUpstream, fake_app
+
+
+@pytest.fixture
+async def upstream(aiohttp_server) -> FakeUpstream:
+    """An OpenAI-compatible fake on loopback; ``upstream.url`` is its ``/v1`` base URL."""
+    fake = FakeUpstream()
+    server = await aiohttp_server(fake_app(fake))
+    fake.url = str(server.make_url("/v1"))
+    return fake
+
+
+def base_config(upstream_url: str) -> dict[str, Any]:
+    """A config with an ``openai`` (native) and a ``chatonly`` (openai-chat) provider on the fake."""
+    return {
+        "plugins": {"enabled": []},
+        "providers": {
+            "openai": {"kind": "openai", "base_url": upstream_url, "api_key": "sk-test-provider-secret-123"},
+            "chatonly": {"kind": "openai-chat", "base_url": upstream_url, "api_key": "sk-test-chatonly-secret-456"},
+            "echo": {"kind": "echo", "zdr": True},
+        },
+    }
+
+
+@pytest.fixture
+def make_gateway(aiohttp_client, upstream):
+    """``await make_gateway(config_overrides, plugins=[(name, obj)], env={})`` → aiohttp TestClient.
+
+    Overrides are deep-merged into :func:`base_config`; ``plugins`` are throwaway
+    plugin objects registered after the enabled ones.
+    """
+
+    async def make(overrides: dict[str, Any] | None = None, plugins=(), env: dict[str, str] | None = None):
+        raw = deep_merge(base_config(upstream.url), copy.deepcopy(overrides or {}))
+        config = parse_config(raw, env=env or {})
+        return await aiohttp_client(create_app(config, list(plugins)))
+
+    return make
+
+
+@pytest.fixture
+async def gateway(make_gateway):
+    return await make_gateway()
+
+
+def sdk(client, api_key: str = "sk-router-test") -> openai.AsyncOpenAI:
+    """The official OpenAI SDK, pointed at a gateway TestClient."""
+    return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, timeout=10)

@@ -1,0 +1,136 @@
+"""Fake OpenAI-compatible upstreams that run inside the test process, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+
+def chat_completion(text: str = "Hello from upstream", model: str = "gpt-test", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-upstream",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        **extra,
+    }
+
+
+def response_object(text: str = "Hello from upstream", model: str = "gpt-test") -> dict[str, Any]:
+    return {
+        "id": "resp_upstream",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "model": model,
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 11,
+            "output_tokens": 7,
+            "total_tokens": 18,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def chat_chunks(pieces: list[str], model: str = "gpt-test") -> list[bytes]:
+    base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    out += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    out.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}})
+    return [b"data: " + orjson.dumps(e) + b"\n\n" for e in out] + [b"data: [DONE]\n\n"]
+
+
+def responses_chunks(pieces: list[str], model: str = "gpt-test") -> list[bytes]:
+    final = response_object("".join(pieces), model)
+    events = [{"type": "response.created", "response": {**final, "status": "in_progress", "output": []}}]
+    events += [
+        {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": p}
+        for p in pieces
+    ]
+    events.append({"type": "response.completed", "response": final})
+    return [
+        b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps({**e, "sequence_number": i}) + b"\n\n"
+        for i, e in enumerate(events)
+    ]
+
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+@attrs.define
+class Seen:
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+
+
+@attrs.define
+class FakeUpstream:
+    """Answers like OpenAI by default; ``handler`` can be swapped per test to fail on cue."""
+
+    requests: list[Seen] = attrs.field(factory=list)
+    handler: Handler | None = None
+    text: str = "Hello from upstream"
+    stream_pieces: list[str] = attrs.field(factory=lambda: ["Hel", "lo", " from", " upstream"])
+    disconnected: asyncio.Event = attrs.field(factory=asyncio.Event)
+    url: str = ""
+
+    @property
+    def last(self) -> Seen:
+        return self.requests[-1]
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.requests.append(Seen(request.path, dict(request.headers), body))
+        if self.handler is not None:
+            return await self.handler(request, body)
+        return await self.default(request, body)
+
+    async def default(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        is_chat = request.path.endswith("/chat/completions")
+        if body.get("stream"):
+            chunks = chat_chunks(self.stream_pieces, body["model"]) if is_chat else responses_chunks(self.stream_pieces, body["model"])
+            return await self.send_stream(request, chunks)
+        answer = chat_completion(self.text, body["model"]) if is_chat else response_object(self.text, body["model"])
+        return web.json_response(answer, dumps=lambda o: orjson.dumps(o).decode())
+
+    async def send_stream(self, request: web.Request, chunks: list[bytes], delay: float = 0.0) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for chunk in chunks:
+                await resp.write(chunk)
+                if delay:
+                    await asyncio.sleep(delay)
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnected.set()
+            raise
+        await resp.write_eof()
+        return resp
+
+
+def fake_app(upstream: FakeUpstream) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/{tail:.*}", upstream)
+    return app
