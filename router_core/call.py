@@ -155,6 +155,10 @@ class Reply:
     def text(self) -> str:
         return "".join(m.text for m in self.messages)
 
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [c for m in self.messages for c in m.tool_calls]
+
 
 # Stream events in canonical form (cross-dialect translation only).
 @attrs.define(slots=True)

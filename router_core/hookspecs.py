@@ -22,7 +22,7 @@ import pluggy
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from .call import StreamPiece
+    from .call import Reply, StreamPiece
     from .config import Config
     from .context import ReplyBody, RequestContext, Route, Scores
 
@@ -119,6 +119,17 @@ def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | N
         ranking: the model's own provider, then the providers that ``serve`` it).
     Returns the new list, or ``None`` to keep it. An empty list means nothing may
     serve the request: raise a ``GatewayError`` that says why instead.
+    """
+
+
+@hookspec(firstresult=True)
+def serve_request(ctx: RequestContext, routes: list[Route]) -> Reply | None:
+    """Called after the routes are chosen; returns a ``Reply`` to answer without the usual upstream call.
+
+    For plugins that produce the answer another way (image generation through a
+    provider's images API, a cache). The core renders the Reply in the client's
+    dialect, streamed if asked, and runs ``post_response`` / ``on_stream_event`` on it.
+    ``None`` means "not mine". Stops at the first non-``None`` result.
     """
 
 

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import Call, Reply, StreamEnd, StreamPiece, Usage
+from .call import Call, Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
 from .config import Config
 from .context import ReplyBody, RequestContext, Route, Scores
 from .dialects import chat, responses
@@ -69,11 +69,17 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
     await rt.host.call("pre_request", ctx=ctx)
     await choose_model(rt, ctx)
     routes = await choose_routes(rt, ctx, ctx.call)
+    local = await rt.host.first("serve_request", ctx=ctx, routes=routes)
+    if local is not None:
+        return await answer_locally(request, rt, ctx, codec, local)
     if ctx.call.stream:
         return await stream_answer(request, rt, ctx, routes, codec)
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
-    out = ReplyBody(codec, render_reply(ctx, codec, answer, reply, attempt))
     set_route_headers(ctx, attempt)
+    return await respond(rt, ctx, ReplyBody(codec, render_reply(ctx, codec, answer, reply, attempt)))
+
+
+async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Response:
     await rt.host.call("post_response", ctx=ctx, reply=out)
     return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=ctx.headers)
 
@@ -111,6 +117,36 @@ async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:
     return reply
 
 
+async def answer_locally(
+    request: web.Request, rt: Runtime, ctx: RequestContext, codec: ModuleType, reply: Reply
+) -> web.StreamResponse:
+    """A plugin answered (``serve_request``): render its Reply as if an upstream had sent it."""
+    ctx.headers.setdefault("x-router-model", ctx.call.model)
+    reply.usage.extra.update(ctx._usage_extra)
+    if not ctx.call.stream:
+        return await respond(rt, ctx, ReplyBody(codec, encode_reply(ctx, codec, reply)))
+    resp = web.StreamResponse(headers={**SSE_HEADERS, **ctx.headers})
+    await resp.prepare(request)
+    encoder = codec.StreamEncoder(new_reply_id(codec), reply.model, ctx.call)
+    named = codec is responses
+    await write_events(resp, encoder.start(), named)
+    pieces: list[StreamPiece] = [TextDelta(reply.text)] if reply.text else []
+    pieces += [ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(reply.tool_calls)]
+    for piece in (*pieces, StreamEnd(reply.finish_reason, reply.usage)):
+        await write_pieces(resp, rt, ctx, encoder, piece, named)
+    await write_events(resp, encoder.close(), named)
+    if not named:
+        await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+def encode_reply(ctx: RequestContext, codec: ModuleType, reply: Reply) -> dict[str, Any]:
+    if codec is responses:
+        return responses.encode_reply(reply, new_reply_id(codec), ctx.call)
+    return chat.encode_reply(reply, new_reply_id(codec))
+
+
 def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
     ctx.headers["x-router-model"] = ctx.call.model
     ctx.headers["x-router-provider"] = attempt.route.name
@@ -131,9 +167,7 @@ def render_reply(
             body["usage"].update(ctx._usage_extra)
         return body
     reply.usage.extra.update(ctx._usage_extra)
-    if codec is responses:
-        return responses.encode_reply(reply, new_reply_id(codec), ctx.call)
-    return chat.encode_reply(reply, new_reply_id(codec))
+    return encode_reply(ctx, codec, reply)
 
 
 # ---------------------------------------------------------------- streams

@@ -266,7 +266,12 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 
 
 def encode_reply(reply: Reply, reply_id: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+    content = reply.text
+    for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
+        # Chat has no image output part; a Markdown image is what chat UIs render.
+        url = part.source.get("url") or f"data:image/png;base64,{part.source.get('b64_json', '')}"
+        content += ("\n\n" if content else "") + f"![image]({url})"
+    message: dict[str, Any] = {"role": "assistant", "content": content or None}
     calls = [c for m in reply.messages for c in m.tool_calls]
     if calls:
         message["tool_calls"] = [_encode_tool_call(c) for c in calls]

@@ -281,10 +281,21 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 def output_items(reply: Reply, reply_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for n, message in enumerate(reply.messages):
-        if message.parts:
+        if any(p.kind == TEXT for p in message.parts):
             items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
+        items.extend(
+            _image_item(f"ig_{reply_id}_{n}_{k}", p) for k, p in enumerate(message.parts) if p.kind == IMAGE
+        )
         items.extend(_function_item(f"fc_{reply_id}_{n}_{k}", c, "completed") for k, c in enumerate(message.tool_calls))
     return items
+
+
+def _image_item(item_id: str, part: Part) -> dict[str, Any]:
+    """A generated image, as the Responses API's image_generation_call item (base64 result)."""
+    item = {"type": "image_generation_call", "id": item_id, "status": "completed", "result": part.source.get("b64_json")}
+    if part.source.get("revised_prompt"):
+        item["revised_prompt"] = part.source["revised_prompt"]
+    return item
 
 
 def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
