@@ -4,6 +4,7 @@ from .call import AUDIO, FILE, IMAGE, MEDIA_KINDS, TEXT, Call, Message, Part, Re
 from .config import Config
 from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
+from . import hookspecs
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
 
@@ -12,5 +13,5 @@ __all__ = [
     "BadRequest", "Call", "Config", "GatewayError", "GatewayField", "Message", "ModelNotFound", "Part",
     "PolicyViolation", "Provider", "Reply", "ReplyBody", "RequestContext", "Route", "Scores", "StreamEnd",
     "StreamPiece", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "UpstreamError", "UpstreamFailure", "Usage",
-    "hookimpl",
+    "hookimpl", "hookspecs",
 ]

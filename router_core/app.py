@@ -39,8 +39,8 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except GatewayError as error:
         return json_error(error)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes."))
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes)."))
     except web.HTTPNotFound:
         return json_error(NotFound(f"No route for {request.method} {request.path}."))
     except web.HTTPMethodNotAllowed:

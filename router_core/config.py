@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
 from cattrs.preconf.orjson import make_converter
+from cattrs.cols import list_structure_factory
 from cattrs.v import format_exception
 
 #: The one converter for config and for the request's gateway object.  Primitives are
@@ -28,6 +31,21 @@ def _strict(kind: type, what: str):
 
 for _kind, _what in ((str, "a string"), (bool, "a boolean"), (int, "an integer"), (float, "a number")):
     converter.register_structure_hook(_kind, _strict(_kind, _what))
+
+
+def _strict_list(type_: Any, conv: cattrs.Converter):
+    """Lists must arrive as arrays: cattrs would happily turn "abc" into ["a", "b", "c"]."""
+    inner = list_structure_factory(type_, conv)
+
+    def structure(value: Any, t: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        return inner(value, t)
+
+    return structure
+
+
+converter.register_structure_hook_factory(lambda t: typing.get_origin(t) is list or t is list, _strict_list)
 
 
 class ConfigError(Exception):
@@ -133,10 +151,19 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None, path: s
         raise ConfigError(_messages(exc)) from None
 
 
+_FIELD_MARK = "\x00"
+_ATTRS_MESSAGE = re.compile(r"'(\w+)' must ")
+
+
 def describe(exc: BaseException, type_: Any) -> str:
-    """cattrs' exception formatter, but a validator's own message wins over "invalid value"."""
+    """cattrs' exception formatter, but a validator's own message wins over "invalid value".
+
+    An attrs validator fails inside ``__init__``, so cattrs reports it at the class's
+    path; the failing attribute rides along in the message, split off by the caller.
+    """
     if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, cattrs.ForbiddenExtraKeysError) and str(exc):
-        return str(exc)
+        named = _ATTRS_MESSAGE.match(str(exc))  # attrs' validators say "'name' must be …"
+        return f"{named[1]}{_FIELD_MARK}{exc}" if named else str(exc)
     return format_exception(exc, type_)
 
 
@@ -147,7 +174,8 @@ def validation_errors(exc: Exception) -> list[tuple[str, str]]:
     out = []
     for line in cattrs.transform_error(exc, format_exception=describe):
         message, _, path = line.rpartition(" @ ")
-        out.append((path, message))
+        field, mark, rest = message.partition(_FIELD_MARK)
+        out.append((f"{path}.{field}", rest) if mark else (path, message))
     return out
 
 

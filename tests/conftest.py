@@ -56,6 +56,18 @@ async def gateway(make_gateway):
     return await make_gateway()
 
 
+_open_sdks: list[openai.AsyncOpenAI] = []
+
+
 def sdk(client, api_key: str = "sk-router-test") -> openai.AsyncOpenAI:
-    """The official OpenAI SDK, pointed at a gateway TestClient."""
-    return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, timeout=10)
+    """The official OpenAI SDK, pointed at a gateway TestClient (closed after the test)."""
+    made = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, timeout=10)
+    _open_sdks.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_sdks():
+    yield
+    while _open_sdks:
+        await _open_sdks.pop().close()

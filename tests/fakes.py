@@ -132,5 +132,9 @@ class FakeUpstream:
 
 def fake_app(upstream: FakeUpstream) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/{tail:.*}", upstream)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await upstream(request)
+
+    app.router.add_post("/v1/{tail:.*}", handle)
     return app

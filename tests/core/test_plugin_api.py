@@ -1,0 +1,326 @@
+"""The plugin API, held by tests: a throwaway plugin per hook, registered in a fixture."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import attrs
+import orjson
+import pytest
+
+from router_core import (
+    BadRequest,
+    GatewayField,
+    Message,
+    PolicyViolation,
+    Reply,
+    StreamEnd,
+    TextDelta,
+    Usage,
+    hookimpl,
+    hookspecs,
+)
+from router_core.config import ConfigError, parse_config
+from router_core.app import create_app
+from tests.conftest import base_config, sdk
+
+CHAT = "/v1/chat/completions"
+HI = [{"role": "user", "content": "hi"}]
+
+@attrs.frozen
+class Budget:
+    limit: float = attrs.field(default=1.0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(1)))
+    labels: list[str] = attrs.field(factory=list)
+
+
+class Recorder:
+    """A throwaway plugin that implements every hook and records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def router_startup(self, app, config):
+        self.calls.append("router_startup")
+
+    @hookimpl
+    def router_shutdown(self, app):
+        self.calls.append("router_shutdown")
+
+    @hookimpl
+    def register_providers(self, register):
+        self.calls.append("register_providers")
+
+    @hookimpl
+    def register_routes(self, app):
+        self.calls.append("register_routes")
+
+        async def ping(request):
+            from aiohttp import web
+
+            return web.json_response({"pong": True})
+
+        app.router.add_get("/recorder/ping", ping)
+
+    @hookimpl
+    def gateway_fields(self):
+        self.calls.append("gateway_fields")
+        return {"budget": GatewayField(Budget, aliases=("costBudget",))}
+
+    @hookimpl
+    async def pre_request(self, ctx):
+        self.calls.append("pre_request")
+        ctx.call.messages[-1].parts[0].text += " [seen by recorder]"
+        ctx.wants_stream_events = True
+
+    @hookimpl
+    def score_request(self, ctx):
+        self.calls.append("score_request")
+        from router_core import Scores
+
+        return Scores(complexity=0.42)
+
+    @hookimpl
+    async def select_model(self, ctx):
+        self.calls.append("select_model")
+        scores = await ctx.scores()
+        ctx.headers["x-test-complexity"] = str(scores.complexity)
+
+    @hookimpl
+    def select_provider(self, ctx, routes):
+        self.calls.append("select_provider")
+        return list(reversed(routes))
+
+    @hookimpl
+    def serve_request(self, ctx, routes):
+        self.calls.append("serve_request")
+
+    @hookimpl
+    def upstream_request(self, ctx, route, body):
+        self.calls.append("upstream_request")
+        body["metadata"] = {"via": route.name}
+
+    @hookimpl
+    def post_response(self, ctx, reply):
+        self.calls.append("post_response")
+        reply.map_text(lambda t: t + "!")
+        ctx.headers["x-test-usage"] = str(reply.usage.total_tokens)
+
+    @hookimpl
+    def on_stream_event(self, ctx, piece):
+        self.calls.append("on_stream_event")
+        if isinstance(piece, TextDelta):
+            return [piece, TextDelta("+")]
+        return None
+
+
+@pytest.fixture
+def recorder():
+    return Recorder()
+
+
+@pytest.fixture
+async def client(make_gateway, recorder):
+    return await make_gateway(
+        {"providers": {"chatonly": {"serves": {"openai/gpt-4o": "gpt-4o-via-chatonly"}}}},
+        plugins=[("recorder", recorder)],
+    )
+
+
+async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upstream):
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["choices"][0]["message"]["content"] == "Hello from upstream!"
+    assert resp.headers["x-test-complexity"] == "0.42"
+    assert resp.headers["x-test-usage"] == "18"
+    # select_provider reversed the ranking: the serving provider went first.
+    assert resp.headers["x-router-provider"] == "chatonly"
+    assert upstream.last.json["model"] == "gpt-4o-via-chatonly"
+    assert upstream.last.json["metadata"] == {"via": "chatonly"}
+    assert upstream.last.json["messages"][0]["content"] == "hi [seen by recorder]"
+    request_hooks = [c for c in recorder.calls if c not in ("router_startup", "register_routes", "register_providers", "gateway_fields")]
+    assert request_hooks == [
+        "pre_request", "select_model", "score_request", "select_provider", "serve_request", "upstream_request", "post_response",
+    ]
+
+
+async def test_stream_hook_can_add_pieces(client):
+    stream = await sdk(client).chat.completions.create(model="openai/gpt-4o", messages=HI, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "Hel+lo+ from+ upstream+"
+
+
+async def test_startup_hooks_and_routes(client, recorder):
+    assert {"router_startup", "register_routes", "register_providers", "gateway_fields"} <= set(recorder.calls)
+    resp = await client.get("/recorder/ping")
+    assert await resp.json() == {"pong": True}
+
+
+async def test_plugin_gateway_field_validated_with_path(client):
+    body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"limit": 3}}}
+    resp = await client.post(CHAT, data=orjson.dumps(body))
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["param"] == "gateway.budget.limit"
+    body["gateway"] = {"costBudget": {"labels": "not-a-list"}}
+    resp = await client.post(CHAT, data=orjson.dumps(body))
+    assert (await resp.json())["error"]["param"] == "gateway.costBudget.labels"
+    body["gateway"] = {"budget": {"limit": 0.5, "nope": 1}}
+    resp = await client.post(CHAT, data=orjson.dumps(body))
+    assert resp.status == 400
+
+
+class Reads:
+    """Records the validated gateway object a request ends up with."""
+
+    seen: dict[str, Any] | None = None
+
+    @hookimpl
+    def gateway_fields(self):
+        return {"budget": Budget, "strict": bool}
+
+    @hookimpl
+    def pre_request(self, ctx):
+        self.seen = dict(ctx.gateway)
+
+
+async def test_server_defaults_fill_and_policy_wins(make_gateway):
+    reads = Reads()
+    client = await make_gateway(
+        {"gateway": {"budget": {"limit": 0.3}}, "policy": {"strict": True}}, plugins=[("reads", reads)]
+    )
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert reads.seen == {"budget": Budget(limit=0.3), "strict": True}
+    body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"labels": ["a"]}, "strict": False}}
+    await client.post(CHAT, data=orjson.dumps(body))
+    assert reads.seen == {"budget": Budget(limit=0.3, labels=["a"]), "strict": True}
+
+
+def test_bad_defaults_are_config_errors(upstream):
+    raw = {**base_config(upstream.url), "gateway": {"budget": {"limit": 9}}}
+    with pytest.raises(ConfigError, match=r"gateway.budget.limit"):
+        create_app(parse_config(raw, env={}), [("reads", Reads())])
+    raw = {**base_config(upstream.url), "gateway": {"nobody": 1}}
+    with pytest.raises(ConfigError, match="no enabled plugin owns"):
+        create_app(parse_config(raw, env={}), [("reads", Reads())])
+
+
+class Refuses:
+    FAIL_CLOSED = True
+
+    @hookimpl
+    def pre_request(self, ctx):
+        raise RuntimeError("secret text that must not leak")
+
+
+class Breaks:
+    @hookimpl
+    def pre_request(self, ctx):
+        raise RuntimeError("an optimisation bug")
+
+
+class Blocks:
+    @hookimpl
+    def select_provider(self, ctx, routes):
+        raise PolicyViolation("not today")
+
+
+async def test_fail_closed_plugin_refuses(make_gateway, upstream):
+    client = await make_gateway(plugins=[("refuses", Refuses())])
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert resp.status == 500
+    text = await resp.text()
+    assert "refuses" in text and "secret text" not in text
+    assert not upstream.requests
+
+
+async def test_fail_open_plugin_is_skipped(make_gateway, upstream):
+    client = await make_gateway(plugins=[("breaks", Breaks())])
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert resp.status == 200
+    assert len(upstream.requests) == 1
+
+
+async def test_gateway_error_from_plugin_reaches_client(make_gateway):
+    client = await make_gateway(plugins=[("blocks", Blocks())])
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert resp.status == 403
+    assert (await resp.json())["error"]["message"] == "not today"
+
+
+class Answers:
+    @hookimpl
+    def serve_request(self, ctx, routes):
+        return Reply("local/model", [Message.of_text("assistant", "answered locally")], usage=Usage(3, 2))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_serve_request_answers_without_upstream(make_gateway, upstream, stream):
+    "serve_request"
+    client = await make_gateway(plugins=[("answers", Answers())])
+    if stream:
+        events = [e async for e in await sdk(client).responses.create(model="openai/gpt-4o", input="hi", stream=True)]
+        assert events[-1].response.output_text == "answered locally"
+    else:
+        answer = await sdk(client).responses.create(model="openai/gpt-4o", input="hi")
+        assert answer.output_text == "answered locally"
+        assert answer.usage.total_tokens == 5
+    assert not upstream.requests
+
+
+def test_duplicate_gateway_field_is_a_startup_error(upstream):
+    with pytest.raises(ConfigError, match="claimed by both"):
+        create_app(parse_config(base_config(upstream.url), env={}), [("a", Reads()), ("b", Reads())])
+
+
+def test_unknown_enabled_plugin_is_a_config_error(upstream):
+    raw = {**base_config(upstream.url), "plugins": {"enabled": ["no-such-plugin"]}}
+    with pytest.raises(ConfigError, match="no plugin named 'no-such-plugin'"):
+        create_app(parse_config(raw, env={}))
+
+
+def test_every_hookspec_is_called_by_the_core_and_tested():
+    """Each hook has a Recorder implementation (so the tests above exercise it) and a call site."""
+    specs = {name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "llm_router_spec")}
+    assert specs and specs <= set(Recorder.__dict__), specs - set(Recorder.__dict__)
+    source = "".join(inspect.getsource(m) for m in _core_modules())
+    for name in specs:
+        assert f'"{name}"' in source, f"the core never calls {name}"
+
+
+async def test_shutdown_hook_runs(make_gateway, recorder):
+    client = await make_gateway(plugins=[("recorder", recorder)])
+    await client.close()
+    assert recorder.calls[-1] == "router_shutdown"
+
+
+def _core_modules():
+    from router_core import app, pipeline, upstream
+
+    return [app, pipeline, upstream]
+
+
+async def test_stream_end_reaches_hooks_once(make_gateway):
+    seen: list[Any] = []
+
+    class Watches:
+        @hookimpl
+        def pre_request(self, ctx):
+            ctx.wants_stream_events = True
+
+        @hookimpl
+        def on_stream_event(self, ctx, piece):
+            seen.append(piece)
+
+    client = await make_gateway(plugins=[("watches", Watches())])
+    stream = await sdk(client).chat.completions.create(model="chatonly/x", messages=HI, stream=True)
+    [c async for c in stream]
+    ends = [p for p in seen if isinstance(p, StreamEnd)]
+    assert len(ends) == 1 and seen[-1] is ends[0]
+    assert ends[0].usage.output_tokens == 4
+
+
+def test_bad_request_is_importable_for_plugins():
+    assert issubclass(BadRequest, Exception)
