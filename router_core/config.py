@@ -179,8 +179,13 @@ def validation_errors(exc: Exception) -> list[tuple[str, str]]:
     return out
 
 
+def _toml_path(path: str) -> str:
+    return path[2:].replace("['", ".").replace("']", "") or "top level"
+
+
 def _messages(exc: Exception) -> list[str]:
-    return [f"{path[2:] or 'top level'}: {message}" for path, message in validation_errors(exc)]
+    """Paths as a TOML reader writes them: ``providers.x.zdr``, not ``$.providers['x'].zdr``."""
+    return [f"{_toml_path(path)}: {message}" for path, message in validation_errors(exc)]
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
