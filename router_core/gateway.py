@@ -83,7 +83,7 @@ class GatewaySchema:
     def parse(self, raw: Any) -> dict[str, Any]:
         """A request's ``gateway`` value → ``{canonical field name: structured value}``."""
         if raw is None:
-            return self.base
+            return dict(self.base)
         if not isinstance(raw, dict):
             raise BadRequest("'gateway' must be an object.", param="gateway", code="invalid_type")
         values = dict(self.base)
