@@ -77,7 +77,13 @@ class ProviderConfig:
     connect_timeout: float = 5.0
     first_byte_timeout: float = 60.0
     total_timeout: float = 600.0
-    max_retries: int = 1
+    max_retries: int = 1  # extra attempts on the same route before falling back
+    # Jittered exponential backoff between retries: base * 2**n seconds, never above max.
+    backoff_base: float = 0.25
+    backoff_max: float = 4.0
+    # Circuit breaker: this many consecutive failures put the provider in cooldown.
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
     options: dict[str, Any] = attrs.field(factory=dict)  # kind-specific settings
     missing_key: str | None = None  # the env var named by api_key when it is unset
 

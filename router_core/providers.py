@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -12,12 +11,13 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from .breaker import Breaker, MemoryBreaker
 from .call import Call, Message, Reply, StreamEnd, TextDelta, Usage
 from .config import Config, ProviderConfig
 from .context import Route
 from .dialects import chat, responses
-from .streaming import encode_event
 from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .streaming import encode_event
 
 # Upstream error bodies are read for their message only; a bigger one is garbage.
 MAX_ERROR_BYTES = 64 * 1024
@@ -68,10 +68,14 @@ class Provider:
     kind: ClassVar[str]
     paths: ClassVar[dict[str, str]] = {"chat": "/chat/completions", "responses": "/responses"}
 
-    def __init__(self, name: str, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, session: aiohttp.ClientSession, breaker: Breaker | None = None
+    ) -> None:
         self.name = name
         self.config = config
         self.session = session
+        self.breaker = breaker or MemoryBreaker()  # Routes hands every provider the app's one breaker
+        # sock_read bounds the wait for the first byte (and every later gap between bytes).
         self.base_url = config.base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(
             total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
@@ -138,7 +142,7 @@ class Provider:
         """Turn transport errors into UpstreamFailure, naming the provider and nothing secret."""
         try:
             yield
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamFailure(f"provider '{self.name}' timed out", status=504) from None
         except aiohttp.ClientConnectorError:
             raise UpstreamFailure(f"could not connect to provider '{self.name}'", status=503) from None
@@ -245,11 +249,18 @@ BUILTIN_PROVIDERS: dict[str, type[Provider]] = {
 
 
 class Routes:
-    """Every configured provider, and the candidate routes for a model."""
+    """Every configured provider, the candidate routes for a model, and the circuit breaker they share."""
 
-    def __init__(self, config: Config, kinds: dict[str, type[Provider]], session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        config: Config,
+        kinds: dict[str, type[Provider]],
+        session: aiohttp.ClientSession,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.breaker = breaker or MemoryBreaker()
         self.providers = {
-            name: kinds[p.kind](name, p, session) for name, p in config.providers.items()
+            name: kinds[p.kind](name, p, session, self.breaker) for name, p in config.providers.items()
         }
         self.serving: dict[str, list[tuple[Provider, str]]] = {}
         for provider in self.providers.values():

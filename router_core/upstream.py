@@ -1,16 +1,19 @@
-"""Sending a Call along its ranked routes: fallback to the next route when one fails."""
+"""Sending a Call along its ranked routes: retries with backoff, circuit breaking, fallback."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from .call import Call, Reply
+from .config import ProviderConfig
 from .context import RequestContext, Route
 from .errors import UpstreamUnavailable
 from .providers import UpstreamFailure
@@ -20,17 +23,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llm_router.upstream")
 
+# The longest Retry-After waited out on one route; a longer one means "go elsewhere now",
+# since a client would rather get an answer from the next route than wait minutes.
+MAX_RETRY_AFTER = 10.0
+
+T = TypeVar("T")
+
 
 @attrs.define
 class Attempt:
-    """How a call was finally served: the route, the dialect spoken, the failures before it."""
+    """How a call was finally served: the route, the dialect spoken, what went wrong before.
+
+    ``failures`` holds one entry per route given up on (its last failure), so its
+    length is the number of fallbacks; ``retries`` counts repeated attempts on a route.
+    """
 
     route: Route
     codec: ModuleType
     failures: list[UpstreamFailure]
+    retries: int = 0
 
 
-async def _prepare(host: PluginHost, ctx: RequestContext, route: Route, call: Call) -> tuple[ModuleType, dict[str, Any]]:
+def backoff(config: ProviderConfig, retry: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before retry number ``retry`` (from 0) on a route, or ``None``: do not retry it."""
+    if retry_after is not None:
+        return retry_after if retry_after <= MAX_RETRY_AFTER else None
+    ceiling = min(config.backoff_max, config.backoff_base * 2**retry)
+    # Full-range jitter would allow 0; half of it keeps a floor so a flapping upstream gets a breather.
+    return random.uniform(ceiling / 2, ceiling)
+
+
+async def _prepare(
+    host: PluginHost, ctx: RequestContext, route: Route, call: Call
+) -> tuple[ModuleType, dict[str, Any]]:
     codec = route.provider.codec(call)
     body = route.provider.render(call, route.model)
     await host.call("upstream_request", ctx=ctx, route=route, body=body)
@@ -47,34 +72,67 @@ def _give_up(failures: list[UpstreamFailure]) -> Exception:
     return last.to_error()
 
 
-def _usable(route: Route, failures: list[UpstreamFailure]) -> bool:
-    reason = route.provider.unavailable
-    if reason:
-        failures.append(UpstreamFailure(reason, status=503))
-    return not reason
+async def _serve(
+    routes: list[Route], attempt: Callable[[Route], Awaitable[T]]
+) -> tuple[T, Route, list[UpstreamFailure], int]:
+    """Run ``attempt`` along ``routes``: retry a route while it may be retried, then fall back.
 
-
-async def send(host: PluginHost, ctx: RequestContext, routes: list[Route], call: Call) -> tuple[dict[str, Any], Reply, Attempt]:
-    """Send ``call`` (not streamed) along ``routes``; returns the upstream body, its canonical Reply and the attempt."""
+    Returns the first result with its route, the routes' failures before it and the
+    retry count. A non-retryable failure (the upstream refused the request itself)
+    ends the walk at once: every other route would refuse it too.
+    """
     failures: list[UpstreamFailure] = []
+    retries = 0
     for route in routes:
-        if not _usable(route, failures):
+        provider = route.provider
+        if provider.unavailable:
+            failures.append(UpstreamFailure(provider.unavailable, status=503))
             continue
-        codec, body = await _prepare(host, ctx, route, call)
-        try:
-            answer = await route.provider.send(codec, body)
-            try:
-                reply = codec.decode_reply(answer)
-            except (ValueError, TypeError, AttributeError, KeyError):
-                raise UpstreamFailure(f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply") from None
-        except UpstreamFailure as failure:
-            log.warning("route %s failed: %s", route, failure.message)
-            failures.append(failure)
-            if not failure.retryable:
+        last: UpstreamFailure | None = None
+        for n in range(provider.config.max_retries + 1):
+            if not provider.breaker.allow(provider):
+                last = last or UpstreamFailure(
+                    f"provider '{provider.name}' is cooling down after repeated failures", status=503
+                )
                 break
-            continue
-        return answer, reply, Attempt(route, codec, failures)
+            try:
+                result = await attempt(route)
+            except UpstreamFailure as failure:
+                log.warning("route %s failed (attempt %d): %s", route, n + 1, failure.message)
+                last = failure
+                if not failure.retryable:
+                    raise failure.to_error() from None
+                provider.breaker.failure(provider)
+                delay = backoff(provider.config, n, failure.retry_after) if n < provider.config.max_retries else None
+                if delay is None:
+                    break
+                retries += 1
+                await asyncio.sleep(delay)
+                continue
+            provider.breaker.success(provider)
+            return result, route, failures, retries
+        assert last is not None
+        failures.append(last)
     raise _give_up(failures)
+
+
+async def send(
+    host: PluginHost, ctx: RequestContext, routes: list[Route], call: Call
+) -> tuple[dict[str, Any], Reply, Attempt]:
+    """Send ``call`` (not streamed) along ``routes``; returns the upstream body, its canonical Reply and the attempt."""
+
+    async def attempt(route: Route) -> tuple[ModuleType, dict[str, Any], Reply]:
+        codec, body = await _prepare(host, ctx, route, call)
+        answer = await route.provider.send(codec, body)
+        try:
+            return codec, answer, codec.decode_reply(answer)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            raise UpstreamFailure(
+                f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply"
+            ) from None
+
+    (codec, answer, reply), route, failures, retries = await _serve(routes, attempt)
+    return answer, reply, Attempt(route, codec, failures, retries)
 
 
 @contextlib.asynccontextmanager
@@ -84,32 +142,35 @@ async def stream(
     """Open a streamed answer along ``routes``.
 
     A route counts as serving once its first chunk has arrived: until then nothing
-    has reached the client, so a failure still falls back to the next route.
+    has reached the client, so a failure is still retried or falls back.
     """
-    failures: list[UpstreamFailure] = []
-    for route in routes:
-        if not _usable(route, failures):
-            continue
+
+    async def attempt(route: Route) -> tuple[contextlib.AsyncExitStack, ModuleType, bytes, AsyncIterator[bytes]]:
         codec, body = await _prepare(host, ctx, route, call)
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                chunks = await stack.enter_async_context(route.provider.stream(codec, body))
-                with route.provider.transport_errors():
-                    first = await anext(chunks, b"")
-            except UpstreamFailure as failure:
-                log.warning("route %s failed: %s", route, failure.message)
-                failures.append(failure)
-                if not failure.retryable:
-                    break
-                continue
-            yield _prepend(first, chunks, route), Attempt(route, codec, failures)
-            return
-    raise _give_up(failures)
+        stack = contextlib.AsyncExitStack()
+        try:
+            chunks = await stack.enter_async_context(route.provider.stream(codec, body))
+            with route.provider.transport_errors():
+                first = await anext(chunks, b"")
+            if not first:
+                raise UpstreamFailure(f"provider '{route.name}' closed the stream before sending anything")
+        except BaseException:  # also a cancelled client: the upstream response must be closed
+            await stack.aclose()
+            raise
+        return stack, codec, first, chunks
+
+    (stack, codec, first, chunks), route, failures, retries = await _serve(routes, attempt)
+    async with stack:
+        yield _relay(first, chunks, route), Attempt(route, codec, failures, retries)
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes], route: Route) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    with route.provider.transport_errors():
-        async for chunk in rest:
-            yield chunk
+async def _relay(first: bytes, rest: AsyncIterator[bytes], route: Route) -> AsyncIterator[bytes]:
+    """The stream after its first chunk; a failure now can only end it, and counts against the provider."""
+    yield first
+    try:
+        with route.provider.transport_errors():
+            async for chunk in rest:
+                yield chunk
+    except UpstreamFailure:
+        route.provider.breaker.failure(route.provider)
+        raise

@@ -130,11 +130,65 @@ class FakeUpstream:
         return resp
 
 
+FAKE = web.AppKey("fake", FakeUpstream)
+
+
 def fake_app(upstream: FakeUpstream) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[FAKE] = upstream  # in_sequence falls back to the fake's default answer
 
     async def handle(request: web.Request) -> web.StreamResponse:
         return await upstream(request)
 
     app.router.add_post("/v1/{tail:.*}", handle)
     return app
+
+
+# ---------------------------------------------------------------- failing on cue (routing and fallback tests)
+
+
+async def start_fake(aiohttp_server, fake: FakeUpstream | None = None) -> FakeUpstream:
+    """Another fake upstream on its own loopback port; ``fake.url`` is its ``/v1`` base URL."""
+    fake = fake or FakeUpstream()
+    server = await aiohttp_server(fake_app(fake))
+    fake.url = str(server.make_url("/v1"))
+    return fake
+
+
+def closed_port_url() -> str:
+    """A loopback base URL nothing listens on: connecting to it is refused at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def failing(status: int, message: str = "upstream broke", headers: dict[str, str] | None = None) -> Handler:
+    """A handler that answers ``status`` with an OpenAI-shaped error body."""
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        error = {"error": {"message": message, "type": "server_error"}}
+        return web.json_response(error, status=status, headers=headers)
+
+    return handler
+
+
+async def hang(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """A handler that never answers; it returns once the gateway gives up and closes the connection."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(0.02)
+    return web.Response(status=499)
+
+
+def in_sequence(*handlers: Handler | None) -> Handler:
+    """Each request gets the next handler (``None``: the default answer); the last one repeats."""
+    queue = list(handlers)
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        current = queue.pop(0) if len(queue) > 1 else queue[0]
+        fake = request.app[FAKE]
+        return await (current or fake.default)(request, body)
+
+    return handler
