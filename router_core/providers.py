@@ -114,9 +114,7 @@ class Provider:
                 self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
             ) as resp:
                 await self._check(resp)
-                raw = await resp.content.read(MAX_REPLY_BYTES + 1)
-        if len(raw) > MAX_REPLY_BYTES:
-            raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
+                raw = await self._read_reply(resp)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -125,11 +123,22 @@ class Provider:
             raise UpstreamFailure(f"provider '{self.name}' answered with JSON that is not an object")
         return answer
 
+    async def _read_reply(self, resp: aiohttp.ClientResponse) -> bytes:
+        # content.read(n) returns what has arrived so far, not n bytes: read to the end.
+        raw = bytearray()
+        async for chunk in resp.content.iter_any():
+            raw += chunk
+            if len(raw) > MAX_REPLY_BYTES:
+                raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
+        return bytes(raw)
+
     @contextlib.asynccontextmanager
     async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a streamed answer; yields its raw byte chunks once the status is known good."""
         with self.transport_errors():
-            resp = await self.session.post(self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout)
+            resp = await self.session.post(
+                self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
+            )
         try:
             with self.transport_errors():
                 await self._check(resp)
@@ -243,9 +252,7 @@ class EchoProvider(Provider):
             yield b"data: [DONE]\n\n"
 
 
-BUILTIN_PROVIDERS: dict[str, type[Provider]] = {
-    p.kind: p for p in (OpenAIProvider, OpenAIChatProvider, EchoProvider)
-}
+BUILTIN_PROVIDERS: dict[str, type[Provider]] = {p.kind: p for p in (OpenAIProvider, OpenAIChatProvider, EchoProvider)}
 
 
 class Routes:
@@ -259,9 +266,7 @@ class Routes:
         breaker: Breaker | None = None,
     ) -> None:
         self.breaker = breaker or MemoryBreaker()
-        self.providers = {
-            name: kinds[p.kind](name, p, session, self.breaker) for name, p in config.providers.items()
-        }
+        self.providers = {name: kinds[p.kind](name, p, session, self.breaker) for name, p in config.providers.items()}
         self.serving: dict[str, list[tuple[Provider, str]]] = {}
         for provider in self.providers.values():
             for model, upstream in provider.config.serves.items():

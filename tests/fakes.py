@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,7 +58,13 @@ def chat_chunks(pieces: list[str], model: str = "gpt-test") -> list[bytes]:
     out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
     out += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    out.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}})
+    out.append(
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)},
+        }
+    )
     return [b"data: " + orjson.dumps(e) + b"\n\n" for e in out] + [b"data: [DONE]\n\n"]
 
 
@@ -110,7 +117,11 @@ class FakeUpstream:
     async def default(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         is_chat = request.path.endswith("/chat/completions")
         if body.get("stream"):
-            chunks = chat_chunks(self.stream_pieces, body["model"]) if is_chat else responses_chunks(self.stream_pieces, body["model"])
+            chunks = (
+                chat_chunks(self.stream_pieces, body["model"])
+                if is_chat
+                else responses_chunks(self.stream_pieces, body["model"])
+            )
             return await self.send_stream(request, chunks)
         answer = chat_completion(self.text, body["model"]) if is_chat else response_object(self.text, body["model"])
         return web.json_response(answer, dumps=lambda o: orjson.dumps(o).decode())
@@ -190,5 +201,46 @@ def in_sequence(*handlers: Handler | None) -> Handler:
         current = queue.pop(0) if len(queue) > 1 else queue[0]
         fake = request.app[FAKE]
         return await (current or fake.default)(request, body)
+
+    return handler
+
+
+def cut_stream(after: int) -> Handler:
+    """A streamed answer that breaks off (connection dropped) after ``after`` chunks."""
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        fake = request.app[FAKE]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for chunk in chat_chunks(fake.stream_pieces, body["model"])[:after]:
+            await resp.write(chunk)
+        await asyncio.sleep(0.05)  # let the chunks reach the gateway before the line drops
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+
+    return handler
+
+
+def raw_answer(payload: bytes, content_type: str = "application/json") -> Handler:
+    """A 200 answer with exactly ``payload`` as its body (invalid JSON, an empty stream …)."""
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(body=payload, content_type=content_type)
+
+    return handler
+
+
+def trickle(gap: float) -> Handler:
+    """A 200 answer that sends its headers, then a byte every ``gap`` seconds, never finishing in time."""
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while request.transport is not None and not request.transport.is_closing():
+                await resp.write(b" ")
+                await asyncio.sleep(gap)
+        return resp
 
     return handler
