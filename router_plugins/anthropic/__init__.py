@@ -1,0 +1,1 @@
+"""The ``anthropic`` provider kind: the Anthropic Messages API behind the OpenAI dialects."""
