@@ -79,11 +79,11 @@ class ProviderConfig:
     total_timeout: float = 600.0
     max_retries: int = 1  # extra attempts on the same route before falling back
     # Jittered exponential backoff between retries: base * 2**n seconds, never above max.
-    backoff_base: float = 0.25
-    backoff_max: float = 4.0
+    backoff_base: float = attrs.field(default=0.25, validator=attrs.validators.ge(0))
+    backoff_max: float = attrs.field(default=4.0, validator=attrs.validators.ge(0))
     # Circuit breaker: this many consecutive failures put the provider in cooldown.
-    breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
+    breaker_failures: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    breaker_cooldown: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     options: dict[str, Any] = attrs.field(factory=dict)  # kind-specific settings
     missing_key: str | None = None  # the env var named by api_key when it is unset
 
