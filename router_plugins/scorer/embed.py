@@ -38,6 +38,10 @@ class Embedder:
         vector.setflags(write=False)
         return vector
 
+    def embed(self, text: str) -> np.ndarray:
+        """One text's vector, not cached (use for prompts, which do not repeat)."""
+        return self._one(text)
+
     def vector(self, text: str) -> np.ndarray:
         """One text's vector, cached (use for descriptions that repeat)."""
         return self.cached(text)
