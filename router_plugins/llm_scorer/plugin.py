@@ -1,0 +1,108 @@
+"""An LLM scorer: a small model scores the request in one JSON call; the local scorer is the fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from router_core import Call, Message, RequestContext, Scores, hookimpl
+
+log = logging.getLogger("llm_router.llm_scorer")
+
+DEFAULT_TIMEOUT = 2.0
+CACHE_SIZE = 2048
+MAX_PROMPT_CHARS = 4000  # the ask is at the start; a long paste only costs tokens
+SYSTEM = (
+    "You score requests for an LLM router. Reply with one JSON object and nothing else: "
+    '{"tag": <one of the tag names, or null if none fits>, "tag_scores": {<tag name>: 0..1}, '
+    '"complexity": 0..1 (0 trivial lookup, 0.5 a task needing some reasoning, 1 expert multi-step work), '
+    '"wants_image": true only if the user asks for a generated image as output, '
+    '"history_dependency": 0..1 (how much the last message needs the earlier ones), '
+    '"tool_relevance": {<tool name>: 0..1}}'
+)
+
+# Scores per prompt hash, shared by the process's requests; bounded, least recently used evicted.
+_cache: OrderedDict[str, Scores] = OrderedDict()
+
+
+@hookimpl(tryfirst=True)
+async def score_request(ctx: RequestContext) -> Scores | None:
+    settings = ctx.config.plugin_settings("llm-scorer")
+    model = settings.get("model")
+    if not model:
+        return None
+    request = scoring_request(ctx)
+    key = hashlib.sha256(orjson.dumps([model, request])).hexdigest()
+    if (hit := _cache.get(key)) is not None:
+        _cache.move_to_end(key)
+        return _copy(hit)
+    call = Call(
+        dialect="chat",
+        model=model,
+        messages=[Message.of_text("system", SYSTEM), Message.of_text("user", orjson.dumps(request).decode())],
+    )
+    call.params = {"temperature": 0, "response_format": {"type": "json_object"}}
+    try:
+        reply = await asyncio.wait_for(ctx.complete(call), settings.get("timeout", DEFAULT_TIMEOUT))
+        scores = parse_scores(reply.text, ctx)
+    except Exception as exc:  # slow, down or nonsense: the local scorer answers instead
+        log.warning("llm-scorer %s gave no scores (%s); local scorer used", model, type(exc).__name__)
+        return None
+    _cache[key] = scores
+    if len(_cache) > settings.get("cache_size", CACHE_SIZE):
+        _cache.popitem(last=False)
+    return _copy(scores)
+
+
+def scoring_request(ctx: RequestContext) -> dict[str, Any]:
+    """What the model sees: the (already redacted) prompt, the turn count, the tags and tools offered."""
+    call = ctx.call
+    return {
+        "prompt": call.prompt[:MAX_PROMPT_CHARS],
+        "earlier_turns": sum(m.role in ("user", "assistant") for m in call.messages) - 1,
+        "tags": [{"name": t.name, "description": t.description} for t in ctx.gateway.get("tags") or ()],
+        "tools": [{"name": t.name, "description": t.description} for t in call.tools],
+    }
+
+
+def _unit(value: Any, default: float) -> float:
+    return (
+        min(max(float(value), 0.0), 1.0) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    )
+
+
+def parse_scores(text: str, ctx: RequestContext) -> Scores:
+    """The model's JSON → Scores; unknown tags and tools are dropped, numbers clamped to 0..1."""
+    data = orjson.loads(text.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
+    if not isinstance(data, dict) or "complexity" not in data:
+        raise ValueError("not a scores object")
+    tag_names = {t.name for t in ctx.gateway.get("tags") or ()}
+    tool_names = {t.name for t in ctx.call.tools}
+    tag = data.get("tag") if data.get("tag") in tag_names else None
+    return Scores(
+        complexity=_unit(data.get("complexity"), 0.5),
+        tag=tag,
+        tag_scores={k: _unit(v, 0.0) for k, v in (data.get("tag_scores") or {}).items() if k in tag_names},
+        wants_image=data.get("wants_image") is True,
+        history_dependency=_unit(data.get("history_dependency"), 1.0),
+        tool_relevance={k: _unit(v, 1.0) for k, v in (data.get("tool_relevance") or {}).items() if k in tool_names},
+        reasons={"scorer": f"llm-scorer ({ctx.config.plugin_settings('llm-scorer').get('model')})"},
+    )
+
+
+def _copy(scores: Scores) -> Scores:
+    """Plugins may mutate the scores they get; the cached ones must not change."""
+    return Scores(
+        complexity=scores.complexity,
+        tag=scores.tag,
+        tag_scores=dict(scores.tag_scores),
+        wants_image=scores.wants_image,
+        history_dependency=scores.history_dependency,
+        tool_relevance=dict(scores.tool_relevance),
+        reasons=dict(scores.reasons),
+    )
