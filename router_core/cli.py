@@ -102,6 +102,59 @@ def check(args: argparse.Namespace) -> None:
         print(f"  {name}: kind={p.kind} zdr={str(p.zdr).lower()} {state}")
 
 
+def explain(args: argparse.Namespace) -> None:
+    """Run a request through every decision (no upstream call) and print the scores and the choice."""
+    import json
+
+    config = _load(args.config)
+    body = json.loads(open(args.file).read() if args.file != "-" else sys.stdin.read())
+    asyncio.run(_explain(config, body))
+
+
+async def _explain(config: Config, body: dict) -> None:
+    from .app import create_app
+    from .context import RequestContext
+    from .dialects import chat, responses
+    from .errors import GatewayError
+    from .pipeline import RUNTIME, choose_model, choose_routes, score
+
+    app = create_app(config)
+    runner = web.AppRunner(app)
+    await runner.setup()  # runs router_startup: sessions, the scorer's embeddings
+
+    async def no_side_calls(ctx, call):
+        raise GatewayError(f"explain makes no upstream calls (would call {call.model})")
+
+    try:
+        rt = app[RUNTIME]
+        codec = chat if "messages" in body else responses
+        ctx = RequestContext(
+            call=codec.decode_request(body), gateway=rt.schema.parse(body.get("gateway")), config=rt.config,
+            scorer=lambda c: score(rt, c), complete=no_side_calls,
+        )
+        await rt.host.call("pre_request", ctx=ctx)
+        scores = await ctx.scores()
+        print(f"dialect: {codec.NAME}   requested model: {body.get('model') or '(none)'}")
+        print("scores:")
+        for name in ("complexity", "tag", "tag_scores", "wants_image", "history_dependency", "media_relevance", "tool_relevance"):
+            why = scores.reasons.get(name)
+            print(f"  {name}: {getattr(scores, name)}" + (f"   ← {why}" if why else ""))
+        await choose_model(rt, ctx)
+        routes = await choose_routes(rt, ctx, ctx.call)
+        print("decision:")
+        print(f"  model: {ctx.call.model}")
+        print(f"  routes: {', '.join(f'{r.name} ({r.model})' for r in routes)}")
+        for key, value in ctx.headers.items():
+            print(f"  {key}: {value}")
+        for plugin, state in ctx.plugin_state.items():
+            print(f"  {plugin}: {state}")
+    except GatewayError as exc:
+        print(f"refused ({exc.status}): {exc.message}" + (f" [param {exc.param}]" if exc.param else ""))
+        raise SystemExit(1) from None
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="llm-router", description="A self-hosted LLM gateway.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("check", help="validate the config and list plugins and their hooks")
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.set_defaults(func=check)
+    p = sub.add_parser("explain", help="show the scores and routing decision for a request, without calling upstream")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--file", default="-", help="the request body as JSON (default: stdin)")
+    p.set_defaults(func=explain)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.func(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from types import ModuleType
@@ -63,6 +64,7 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
         call=codec.decode_request(body),
         gateway=rt.schema.parse(body.get("gateway")),
         config=rt.config,
+        debug=request.headers.get("x-router-debug") == "1",
         scorer=lambda ctx: score(rt, ctx),
         complete=lambda ctx, call: complete(rt, ctx, call),
     )
@@ -86,7 +88,11 @@ async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Respo
 
 async def score(rt: Runtime, ctx: RequestContext) -> Scores:
     scores = await rt.host.first("score_request", ctx=ctx)
-    return scores if scores is not None else Scores()
+    scores = scores if scores is not None else Scores()
+    if ctx.debug:  # x-router-debug: 1 asks to see the scores behind the decision
+        shown = {k: v for k, v in attrs.asdict(scores).items() if k != "reasons"}
+        ctx.headers["x-router-scores"] = json.dumps(shown, separators=(",", ":"), default=str)
+    return scores
 
 
 async def choose_model(rt: Runtime, ctx: RequestContext) -> None:
