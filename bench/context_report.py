@@ -1,0 +1,185 @@
+"""Tokens saved by history, media and tool optimisation on realistic conversations, and what was kept."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from router_core import Call, Config, RequestContext
+from router_core.dialects import chat
+from router_plugins.history.plugin import HistorySettings
+from router_plugins.history.plugin import pre_request as history
+from router_plugins.media.plugin import pre_request as media
+from router_plugins.scorer import plugin as scorer
+from router_plugins.tokens import encoding_name, message_tokens, tool_tokens
+from router_plugins.tools.plugin import ToolSettings
+from router_plugins.tools.plugin import pre_request as tools
+from tests.plugins.test_media import png
+from tests.plugins.test_tools import DISTRACTORS, PRODUCT_TOOLS
+
+MODEL = "openai/gpt-4o"
+TRACEBACK = "\n".join(
+    [
+        f'  File "/srv/app/orders/service.py", line {40 + i}, in handler_{i}\n    total += line.price * line.qty'
+        for i in range(40)
+    ]
+    + ["TypeError: unsupported operand type(s) for *: 'Decimal' and 'float'"]
+)
+SOURCE = "\n".join(
+    f"def step_{i}(order):\n    '''Apply pricing rule {i}.'''\n    return order.total * {1 + i / 100}\n"
+    for i in range(80)
+)
+DEBUG = [
+    {"role": "system", "content": "You are a senior Python engineer helping a colleague."},
+    {"role": "user", "content": f"Our order service crashes in production with this traceback:\n{TRACEBACK}"},
+    {
+        "role": "assistant",
+        "content": "price is a Decimal and qty a float: convert qty with Decimal(str(qty)) before multiplying.",
+    },
+    {"role": "user", "content": f"Here is the pricing module, which rule is wrong?\n{SOURCE}"},
+    {
+        "role": "assistant",
+        "content": "Every step multiplies a Decimal total by a float literal; use Decimal('1.01') etc.",
+    },
+]
+CHART = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Here is our monthly revenue chart for 2024."},
+            {"type": "image_url", "image_url": {"url": png(1600, 900)}},
+        ],
+    },
+    {"role": "assistant", "content": "Revenue rises from January to a peak in November, then dips in December."},
+]
+WEATHER_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+}
+AGENT = [
+    {"role": "user", "content": "What's the weather in Oslo?"},
+    {"role": "assistant", "content": None, "tool_calls": [WEATHER_CALL]},
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 2, "sky": "snow", "wind_kmh": 30}'},
+    {"role": "assistant", "content": "2°C with snow and a strong wind in Oslo."},
+]
+ALL_TOOLS = PRODUCT_TOOLS + DISTRACTORS
+
+SCENARIOS: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]] = [
+    (
+        "debugging, then a new topic",
+        [*DEBUG, {"role": "user", "content": "New topic: draft a polite email declining Friday's meeting."}],
+        [],
+        {"history": True},
+    ),
+    (
+        "debugging, then a follow-up",
+        [*DEBUG, {"role": "user", "content": "Why does it only fail with the second rule you listed?"}],
+        [],
+        {"history": True},
+    ),
+    (
+        "debugging, unrelated question on one file",
+        [*DEBUG, {"role": "user", "content": "Unrelated: how should pricing rule 7 round the order total?"}],
+        [],
+        {"history": True},
+    ),
+    (
+        "chart, then a textual question",
+        [*CHART, {"role": "user", "content": "Write the SQL to create an orders table."}],
+        [],
+        {"media": True},
+    ),
+    (
+        "chart, then a question about it",
+        [*CHART, {"role": "user", "content": "In the chart, which month had the lowest revenue?"}],
+        [],
+        {"media": True},
+    ),
+    (
+        "agent, 19 tools, product example",
+        [{"role": "user", "content": "What is 256 multiplied by 14?"}],
+        ALL_TOOLS,
+        {"tools": ["search_db"]},
+    ),
+    (
+        "agent, tool loop in history",
+        [*AGENT, {"role": "user", "content": "Set a reminder to buy a scarf tomorrow at 9."}],
+        ALL_TOOLS,
+        {"history": True, "tools": []},
+    ),
+    (
+        "everything on",
+        [*CHART, *DEBUG[1:], {"role": "user", "content": "New question: email Bob the Q3 numbers."}],
+        ALL_TOOLS,
+        {"history": True, "media": True, "tools": []},
+    ),
+]
+
+
+def size(call: Call) -> int:
+    return sum(message_tokens(m, MODEL) for m in call.messages) + sum(tool_tokens(t, MODEL) for t in call.tools)
+
+
+async def run(
+    messages: list[dict[str, Any]], tool_list: list[dict[str, Any]], on: dict[str, Any]
+) -> tuple[int, int, str, str]:
+    call = chat.decode_request({"model": MODEL, "messages": messages, **({"tools": tool_list} if tool_list else {})})
+    gateway: dict[str, Any] = {}
+    if on.get("history"):
+        gateway["chatHistoryCompression"] = HistorySettings()
+    if on.get("media"):
+        gateway["mediaOptimization"] = True
+    if "tools" in on:
+        gateway["toolOptimization"] = ToolSettings(alwaysInclude=on["tools"])
+
+    async def score(ctx: RequestContext) -> Any:
+        return scorer.score_request(ctx)
+
+    ctx = RequestContext(call=call, gateway=gateway, config=Config(), scorer=score)
+    before = size(call)
+    for hook in (history, media, tools):
+        await hook(ctx)
+    return before, size(call), ctx.headers.get("x-router-tokens-saved", "—"), kept(ctx)
+
+
+def kept(ctx: RequestContext) -> str:
+    notes = []
+    state = ctx.plugin_state
+    if "history" in state:
+        h = state["history"]
+        if h.get("action") == "compressed":
+            turns = len(h["kept_turns"])
+            notes.append(
+                f"dependency {h['dependency']:.2f}: {h['dropped_messages']} msgs dropped, {turns} old turn(s) kept, {h['shortened_blocks']} shortened"
+            )
+        else:
+            notes.append(f"dependency {h['dependency']:.2f}: history kept")
+    if "media" in state:
+        notes.append(f"media kept {state['media']['kept'] or 'none'}")
+    if "tools" in state:
+        notes.append("tools " + ", ".join(state["tools"]["kept"]) if state["tools"]["kept"] else "no tools")
+    return "; ".join(notes)
+
+
+async def main() -> None:
+    scorer.router_startup(Config())
+    print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
+    print("| conversation | tokens before | after | saved (x-router-tokens-saved) | what was kept |")
+    print("|---|---:|---:|---|---|")
+    total_before = total_after = 0
+    for name, messages, tool_list, on in SCENARIOS:
+        before, after, header, notes = await run(messages, tool_list, on)
+        total_before, total_after = total_before + before, total_after + after
+        print(f"| {name} | {before} | {after} | {header} | {notes} |")
+    print(
+        f"| **total** | {total_before} | {total_after} | {100 * (total_before - total_after) / total_before:.0f}% saved | |"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

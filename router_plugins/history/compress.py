@@ -1,0 +1,140 @@
+"""Which earlier turns a prompt needs, and how long blocks are shortened, on a Call."""
+
+from __future__ import annotations
+
+import attrs
+
+from router_core import TEXT, Call, Message
+from router_plugins.words import content_stems
+
+# Shared content words that make an old turn worth keeping for a prompt that does not depend on the history.
+MIN_SHARED_WORDS = 2
+
+
+@attrs.frozen
+class Limits:
+    """From ``[plugins.history]``: a text block longer than ``max_chars`` keeps its head and tail."""
+
+    max_chars: int = 2000
+    head_chars: int = 800
+    tail_chars: int = 400
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.head_chars + self.tail_chars < self.max_chars:
+            raise ValueError("plugins.history: head_chars + tail_chars must be less than max_chars")
+
+
+@attrs.define
+class Compression:
+    """What was done: the dropped messages, the shortened blocks (before, after), old → new message index."""
+
+    dropped: list[Message] = attrs.field(factory=list)
+    shortened: list[tuple[str, str]] = attrs.field(factory=list)
+    index_map: dict[int, int] = attrs.field(factory=dict)
+    kept_turns: list[str] = attrs.field(factory=list)
+
+
+def compress(call: Call, limits: Limits) -> Compression:
+    """Drop earlier turns unrelated to the prompt and shorten long blocks in the rest, in place.
+
+    Kept whatever happens: system/developer messages and instructions, the latest user
+    message and everything after it (an ongoing tool loop), and tool calls with their results
+    (a message linked to a kept one by a tool-call id is kept too).
+    """
+    last = _last_user_index(call.messages)
+    if last is None:
+        return Compression()
+    prompt = content_stems(call.messages[last].text)
+    keep = [i >= last or _pinned(m) for i, m in enumerate(call.messages)]
+    kept_turns = []
+    for turn in _turns(call.messages[:last]):
+        text = " ".join(call.messages[i].text for i in turn)
+        shared = prompt & content_stems(text)
+        if len(shared) >= min(MIN_SHARED_WORDS, len(prompt)) and shared:
+            kept_turns.append(_label(call.messages[turn[0]]))
+            for i in turn:
+                keep[i] = True
+    _keep_tool_pairs(call.messages, keep)
+    result = Compression(kept_turns=kept_turns)
+    messages = []
+    for i, (message, kept) in enumerate(zip(call.messages, keep, strict=True)):
+        if not kept:
+            result.dropped.append(message)
+            continue
+        result.index_map[i] = len(messages)
+        if i < last and not _pinned(message):
+            result.shortened += _shorten(message, limits)
+        messages.append(message)
+    call.messages[:] = messages
+    return result
+
+
+def shorten_text(text: str, limits: Limits) -> str:
+    """Head … marker … tail, cut at whitespace where possible."""
+    if len(text) <= limits.max_chars:
+        return text
+    head = (
+        text[: limits.head_chars].rsplit(None, 1)[0] if " " in text[: limits.head_chars] else text[: limits.head_chars]
+    )
+    tail_start = len(text) - limits.tail_chars
+    tail = text[tail_start:].split(None, 1)[-1] if " " in text[tail_start:] else text[tail_start:]
+    omitted = len(text) - len(head) - len(tail)
+    return f"{head}\n[… {omitted} characters omitted by llm-router …]\n{tail}"
+
+
+def _shorten(message: Message, limits: Limits) -> list[tuple[str, str]]:
+    changes = []
+    for part in message.parts:
+        if part.kind == TEXT and part.text and len(part.text) > limits.max_chars:
+            short = shorten_text(part.text, limits)
+            changes.append((part.text, short))
+            part.text = short
+    return changes
+
+
+def _pinned(message: Message) -> bool:
+    return message.role in ("system", "developer") or message.instructions
+
+
+def _turns(messages: list[Message]) -> list[list[int]]:
+    """Indices of earlier conversational messages grouped into turns, each starting at a user message."""
+    turns: list[list[int]] = []
+    for i, message in enumerate(messages):
+        if _pinned(message):
+            continue
+        if message.role == "user" or not turns:
+            turns.append([])
+        turns[-1].append(i)
+    return turns
+
+
+def _keep_tool_pairs(messages: list[Message], keep: list[bool]) -> None:
+    """Keep both sides of every tool call: never a result without its call, nor the reverse."""
+    owner: dict[str, int] = {}
+    for i, message in enumerate(messages):
+        for tool_call in message.tool_calls:
+            owner[tool_call.id] = i
+    linked: dict[int, set[int]] = {}
+    for i, message in enumerate(messages):
+        if message.tool_call_id is not None and message.tool_call_id in owner:
+            j = owner[message.tool_call_id]
+            linked.setdefault(i, set()).add(j)
+            linked.setdefault(j, set()).add(i)
+    pending = [i for i in linked if keep[i]]
+    while pending:
+        for j in linked[pending.pop()]:
+            if not keep[j]:
+                keep[j] = True
+                pending.append(j)
+
+
+def _last_user_index(messages: list[Message]) -> int | None:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            return i
+    return None
+
+
+def _label(message: Message) -> str:
+    text = " ".join(message.text.split())
+    return text[:40] + ("…" if len(text) > 40 else "")

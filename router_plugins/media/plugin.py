@@ -1,0 +1,70 @@
+"""The ``mediaOptimization`` gateway field and the pre_request hook that strips unneeded media."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router_core import FILE, MEDIA_KINDS, TEXT, Config, Part, RequestContext, hookimpl
+from router_plugins.tokens import count_text, media_tokens, record_saved
+
+FIELD = "mediaOptimization"
+# Below this relevance an earlier media part is not sent; [plugins.media] threshold overrides it.
+THRESHOLD = 0.5
+
+
+@hookimpl
+def gateway_fields() -> dict[str, Any]:
+    return {FIELD: bool}
+
+
+@hookimpl
+def router_startup(config: Config) -> None:
+    _threshold(config)  # a wrong [plugins.media] value fails at startup, not per request
+
+
+@hookimpl
+async def pre_request(ctx: RequestContext) -> None:
+    if not ctx.gateway.get(FIELD):
+        return
+    last = _last_user_index(ctx)
+    earlier = [(i, j) for i in range(last) for j, p in enumerate(ctx.call.messages[i].parts) if p.kind in MEDIA_KINDS]
+    if not earlier:
+        return
+    relevance = (await ctx.scores()).media_relevance
+    threshold = _threshold(ctx.config)
+    model, saved, removed, kept = ctx.call.model, 0, [], []
+    for i, j in earlier:
+        key = f"{i}:{j}"
+        # A part the scorer did not rate is kept: optimisations fail open.
+        if relevance.get(key, 1.0) >= threshold:
+            kept.append(key)
+            continue
+        part = ctx.call.messages[i].parts[j]
+        marker = Part(TEXT, _marker(part))
+        saved += media_tokens(part, model) - count_text(marker.text or "", model)
+        ctx.call.messages[i].parts[j] = marker
+        removed.append(key)
+    ctx.plugin_state["media"] = {"removed": removed, "kept": kept, "threshold": threshold, "tokens_saved": saved}
+    if removed:
+        record_saved(ctx, "media", saved)
+
+
+def _marker(part: Part) -> str:
+    name = part.source.get("filename") if part.kind == FILE else None
+    what = f"file {name}" if name else part.kind
+    return f"[{what} removed: not needed for this question]"
+
+
+def _threshold(config: Config) -> float:
+    value = config.plugin_settings("media").get("threshold", THRESHOLD)
+    if not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"plugins.media.threshold: expected a number in 0..1, got {value!r}")
+    return float(value)
+
+
+def _last_user_index(ctx: RequestContext) -> int:
+    """Media from the latest user message on is never removed."""
+    for i in range(len(ctx.call.messages) - 1, -1, -1):
+        if ctx.call.messages[i].role == "user":
+            return i
+    return 0
