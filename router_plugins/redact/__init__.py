@@ -1,0 +1,1 @@
+"""The ``redact`` plugin: mask PII and secrets before any text leaves the gateway."""

@@ -1,0 +1,340 @@
+"""redact through HTTP: what the upstream receives is masked, what the client gets is restored."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import openai
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router_plugins.redact import detectors
+from tests.conftest import sdk
+from tests.plugins.test_redact_corpus import PII, prose, secret_part
+
+EMAIL = "john.doe@company.com"
+CARD = "4111 1111 1111 1111"
+KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
+PHONE = "+1 (415) 555-2671"
+ALL_ON = {name: True for name in detectors.DETECTORS}
+
+
+def redacting(mode: str | None = None, **gateway) -> dict:
+    plugins: dict = {"enabled": ["redact"]}
+    if mode:
+        plugins["redact"] = {"mode": mode}
+    return {"plugins": plugins, "gateway": {"redact": gateway or ALL_ON}}
+
+
+def sent(upstream) -> str:
+    """Everything the upstream received, as one JSON text."""
+    return orjson.dumps([r.json for r in upstream.requests]).decode()
+
+
+async def test_chat_every_role_and_tool_call_masked(make_gateway, upstream):
+    client = sdk(await make_gateway(redacting()))
+    raw = await client.chat.completions.with_raw_response.create(
+        model="openai/gpt-4o",
+        messages=[
+            {"role": "system", "content": f"Escalate to {EMAIL}."},
+            {"role": "user", "content": f"My card is {CARD}, call {PHONE}"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": orjson.dumps({"key": KEY}).decode()},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": f"owner: {EMAIL}, ssn 219-09-9999"},
+        ],
+    )
+    body = sent(upstream)
+    for value in (EMAIL, CARD, KEY, PHONE, "219-09-9999"):
+        assert value not in body
+    messages = upstream.last.json["messages"]
+    assert messages[0]["content"] == "Escalate to jo****oe@co****ny.com."
+    assert messages[1]["content"] == "My card is 41** **** **** ***1, call +1 (***) ***-**71"
+    assert orjson.loads(messages[2]["tool_calls"][0]["function"]["arguments"]) == {"key": "sk-proj-****"}
+    assert raw.headers["x-router-redactions"] == "email=2,phone=1,token=1,credit_card=1,ssn=1"
+    assert raw.parse().choices[0].message.content == "Hello from upstream"
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "chatonly/llama"])
+async def test_responses_input_instructions_and_tool_items_masked(make_gateway, upstream, model):
+    client = sdk(await make_gateway(redacting()))
+    await client.responses.create(
+        model=model,
+        instructions=f"The admin is {EMAIL}",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": f"key {KEY}"}]},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "lookup",
+                "arguments": orjson.dumps({"ip": "10.1.2.3"}).decode(),
+            },
+            {"type": "function_call_output", "call_id": "c1", "output": "host 00:1A:2B:3C:4D:5E"},
+        ],
+    )
+    body = sent(upstream)
+    for value in (EMAIL, KEY, "10.1.2.3", "00:1A:2B:3C:4D:5E"):
+        assert value not in body
+    assert "jo****oe@co****ny.com" in body and "sk-proj-****" in body and "10.*.*.*" in body
+
+
+async def test_text_next_to_an_image_masked_image_untouched(make_gateway, upstream):
+    image = "data:image/png;base64,am9obi5kb2VAY29tcGFueS5jb20="
+    client = sdk(await make_gateway(redacting()))
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"who is {EMAIL}?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+    )
+    parts = upstream.last.json["messages"][0]["content"]
+    assert parts[0]["text"] == "who is jo****oe@co****ny.com?"
+    assert parts[1]["image_url"]["url"] == image
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "chatonly/llama"])
+async def test_streamed_requests_masked(make_gateway, upstream, model):
+    client = sdk(await make_gateway(redacting()))
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": f"mail {EMAIL}"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "Hello from upstream"
+    events = [e async for e in await client.responses.create(model=model, input=f"mail {EMAIL}", stream=True)]
+    assert events[-1].type == "response.completed"
+    assert EMAIL not in sent(upstream) and sent(upstream).count("jo****oe@co****ny.com") == 2
+
+
+async def test_nothing_enabled_nothing_changed(make_gateway, upstream):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    raw = await client.chat.completions.with_raw_response.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": f"mail {EMAIL}"}]
+    )
+    assert upstream.last.json["messages"][0]["content"] == f"mail {EMAIL}"
+    assert "x-router-redactions" not in raw.headers
+
+
+async def test_request_chooses_detectors(make_gateway, upstream):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": f"mail {EMAIL} card {CARD}"}],
+        extra_body={"gateway": {"redact": {"credit_card": True}}},
+    )
+    assert upstream.last.json["messages"][0]["content"] == f"mail {EMAIL} card 41** **** **** ***1"
+
+
+# ---------------------------------------------------------------- restore mode
+
+
+async def test_restore_non_streamed(make_gateway, upstream):
+    upstream.text = "I wrote to [EMAIL_1] and [EMAIL_1] again; [PHONE_1] too. [EMAIL_9] is not ours."
+    client = sdk(await make_gateway(redacting("restore")))
+    answer = await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": f"Email {EMAIL}, then {EMAIL}, or call {PHONE}"}],
+    )
+    assert upstream.last.json["messages"][0]["content"] == "Email [EMAIL_1], then [EMAIL_1], or call [PHONE_1]"
+    assert answer.choices[0].message.content == (
+        f"I wrote to {EMAIL} and {EMAIL} again; {PHONE} too. [EMAIL_9] is not ours."
+    )
+
+
+async def test_restore_responses_non_streamed(make_gateway, upstream):
+    upstream.text = "Key [TOKEN_1] noted"
+    client = sdk(await make_gateway(redacting("restore")))
+    answer = await client.responses.create(model="openai/gpt-4o", input=f"store {KEY}")
+    assert KEY not in sent(upstream)
+    assert answer.output_text == f"Key {KEY} noted"
+
+
+SPLIT = ["Write to [EM", "AIL_", "1] now", ", or [", "PHONE_1", "]", " and [", "EMAIL_1] [tail"]
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "chatonly/llama"])
+async def test_restore_stream_with_placeholders_split_across_chunks(make_gateway, upstream, model):
+    upstream.stream_pieces = SPLIT
+    upstream.text = "".join(SPLIT)
+    client = sdk(await make_gateway(redacting("restore")))
+    expected = f"Write to {EMAIL} now, or {PHONE} and {EMAIL} [tail"
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": f"{EMAIL} {PHONE}"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == expected
+    events = [e async for e in await client.responses.create(model=model, input=f"{EMAIL} {PHONE}", stream=True)]
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == expected
+    assert EMAIL not in sent(upstream)
+
+
+async def test_unknown_mode_is_a_startup_error(make_gateway):
+    with pytest.raises(Exception) as info:
+        await make_gateway(redacting("reversible"))
+    assert "redact" in str(info.value)
+
+
+# ---------------------------------------------------------------- custom patterns
+
+
+async def test_custom_pattern_masks(make_gateway, upstream):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    raw = await client.chat.completions.with_raw_response.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": "ticket ACME-12345 and ACME-999"}],
+        extra_body={"gateway": {"redact": {"custom": [r"ACME-\d{5}"]}}},
+    )
+    assert upstream.last.json["messages"][0]["content"] == "ticket ***** and ACME-999"
+    assert raw.headers["x-router-redactions"] == "custom=1"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "param"),
+    [
+        ([r"ok\d", "(unclosed"], "gateway.redact.custom[1]"),
+        (["(?<=lookbehind)x"], "gateway.redact.custom[0]"),
+        (["a" * 600], "gateway.redact.custom[0]"),
+        (["x"] * 17, "gateway.redact.custom"),
+    ],
+)
+async def test_bad_custom_pattern_is_a_400_naming_it(make_gateway, upstream, patterns, param):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(
+            model="openai/gpt-4o",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"gateway": {"redact": {"custom": patterns}}},
+        )
+    assert info.value.status_code == 400
+    assert info.value.body["param"] == param
+    assert upstream.requests == []
+
+
+async def test_catastrophic_pattern_returns_fast(make_gateway, upstream):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    text = "a" * 100_000
+    started = time.perf_counter()
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": text + "!"}, {"role": "user", "content": text}],
+        extra_body={"gateway": {"redact": {"custom": ["(a+)+$", "(x+x+)+y"]}}},
+    )
+    assert time.perf_counter() - started < 2.0
+    assert [m["content"] for m in upstream.last.json["messages"]] == [text + "!", "*****"]
+
+
+# ---------------------------------------------------------------- server defaults and policy
+
+
+async def test_policy_cannot_be_turned_off(make_gateway, upstream):
+    config = {"plugins": {"enabled": ["redact"]}, "policy": {"redact": {"email": True}}}
+    client = sdk(await make_gateway(config))
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+        extra_body={"gateway": {"redact": {"email": False, "phone": True}}},
+    )
+    await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    assert EMAIL not in sent(upstream)
+
+
+async def test_server_defaults_apply_and_request_adds(make_gateway, upstream):
+    config = {"plugins": {"enabled": ["redact"]}, "gateway": {"redact": {"token": True}}}
+    client = sdk(await make_gateway(config))
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": f"{KEY} {EMAIL}"}],
+        extra_body={"gateway": {"redact": {"email": True}}},
+    )
+    assert upstream.last.json["messages"][0]["content"] == "sk-proj-**** jo****oe@co****ny.com"
+
+
+async def test_bad_field_value_is_a_400(make_gateway, upstream):
+    client = sdk(await make_gateway({"plugins": {"enabled": ["redact"]}}))
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(
+            model="openai/gpt-4o",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"gateway": {"redact": {"emails": True}}},
+        )
+    assert info.value.body["param"].startswith("gateway.redact")
+
+
+# ---------------------------------------------------------------- fail closed, logs
+
+
+async def test_a_failing_detector_refuses_the_request(make_gateway, upstream, monkeypatch):
+    def broken(text):
+        raise RuntimeError(f"boom on {text}")
+
+    email = detectors.DETECTORS["email"]
+    monkeypatch.setitem(detectors.DETECTORS, "email", email._replace(find=broken))
+    client = sdk(await make_gateway(redacting()))
+    with pytest.raises(openai.InternalServerError) as info:
+        await client.chat.completions.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": f"hi {EMAIL}"}]
+        )
+    assert info.value.status_code == 500
+    assert EMAIL not in str(info.value.body)
+    assert upstream.requests == []
+
+
+async def test_logs_carry_counts_never_values(make_gateway, upstream, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = sdk(await make_gateway(redacting("restore")))
+    upstream.text = "[EMAIL_1]"
+    await client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": f"{EMAIL} {KEY}"}]
+    )
+    assert "email=1" in caplog.text
+    assert EMAIL not in caplog.text and KEY not in caplog.text
+
+
+# ---------------------------------------------------------------- property, through HTTP
+
+
+async def test_generated_pii_never_reaches_the_upstream(make_gateway, upstream):
+    texts: list[tuple[str, str]] = []
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(st.sampled_from(list(PII)).flatmap(lambda name: PII[name]), prose, prose)
+    def collect(value, before, after):
+        texts.append((value, f"{before} {value} {after}"))
+
+    collect()  # hypothesis draws the cases; the gateway then sees every one of them
+    client = sdk(await make_gateway(redacting()))
+    await client.chat.completions.create(
+        model="openai/gpt-4o",
+        messages=[{"role": "user", "content": text} for _, text in texts[:30]]
+        + [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"c{i}",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": orjson.dumps({"v": text}).decode()},
+                    }
+                    for i, (_, text) in enumerate(texts[30:])
+                ],
+            }
+        ],
+    )
+    body = sent(upstream)
+    leaked = [value for value, _ in texts if secret_part(value) in body]
+    assert leaked == []

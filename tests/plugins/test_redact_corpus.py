@@ -1,0 +1,192 @@
+"""redact: precision and recall per detector on a labelled corpus, and generated PII never leaks."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router_plugins.redact.detectors import DETECTORS
+from router_plugins.redact.redaction import Redaction, find_all
+from router_plugins.redact.restore import restore_text
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "redact" / "corpus.txt"
+MARKED = re.compile(r"\{\{(.+?)\}\}")
+MIN_PRECISION = MIN_RECALL = 0.95
+
+
+def load_corpus() -> list[tuple[str, str, list[tuple[int, int]]]]:
+    """``(detector, text, expected spans)`` per line; ``\\n`` in a line is a newline."""
+    cases = []
+    for line in CORPUS.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        detector, marked = line.split("\t", 1)
+        marked = marked.replace("\\n", "\n")
+        text, spans, pos = [], [], 0
+        length = 0
+        for m in MARKED.finditer(marked):
+            text.append(marked[pos : m.start()])
+            length += m.start() - pos
+            spans.append((length, length + len(m.group(1))))
+            text.append(m.group(1))
+            length += len(m.group(1))
+            pos = m.end()
+        text.append(marked[pos:])
+        cases.append((detector, "".join(text), spans))
+    return cases
+
+
+def score_corpus() -> dict[str, tuple[float, float, list[str]]]:
+    tp, fp, fn = Counter(), Counter(), Counter()
+    misses: dict[str, list[str]] = {name: [] for name in DETECTORS}
+    for detector, text, expected in load_corpus():
+        found = {(f.start, f.end) for f in find_all(text, [DETECTORS[detector]])}
+        want = set(expected)
+        tp[detector] += len(found & want)
+        fp[detector] += len(found - want)
+        fn[detector] += len(want - found)
+        misses[detector] += [f"FP {text[s:e]!r} in {text!r}" for s, e in found - want]
+        misses[detector] += [f"FN {text[s:e]!r} in {text!r}" for s, e in want - found]
+    scores = {}
+    for name in DETECTORS:
+        precision = tp[name] / (tp[name] + fp[name]) if tp[name] + fp[name] else 1.0
+        recall = tp[name] / (tp[name] + fn[name]) if tp[name] + fn[name] else 1.0
+        scores[name] = (precision, recall, misses[name])
+    return scores
+
+
+def test_corpus_covers_every_detector_with_hits_and_near_misses():
+    cases = load_corpus()
+    for name in DETECTORS:
+        positives = [c for c in cases if c[0] == name and c[2]]
+        negatives = [c for c in cases if c[0] == name and not c[2]]
+        assert len(positives) >= 5 and len(negatives) >= 5, name
+
+
+@pytest.mark.parametrize("detector", list(DETECTORS))
+def test_precision_and_recall(detector):
+    precision, recall, misses = score_corpus()[detector]
+    assert precision >= MIN_PRECISION, misses
+    assert recall >= MIN_RECALL, misses
+
+
+# ---------------------------------------------------------------- generated PII
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+ALNUM = LETTERS + LETTERS.upper() + "0123456789"
+
+
+def luhn_complete(partial: str) -> str:
+    for check in "0123456789":
+        candidate = partial + check
+        total = 0
+        for i, ch in enumerate(reversed(candidate)):
+            d = int(ch) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
+        if total % 10 == 0:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+@st.composite
+def emails(draw) -> str:
+    local = draw(st.text(LETTERS + "0123456789", min_size=1, max_size=12))
+    sep = draw(st.sampled_from(["", ".", "_", "+", "-"]))
+    tail = draw(st.text(LETTERS, min_size=1, max_size=8))
+    domain = draw(st.text(LETTERS, min_size=2, max_size=10))
+    tld = draw(st.sampled_from(["com", "org", "io", "de", "co.uk", "travel"]))
+    return f"{local}{sep}{tail}@{domain}.{tld}"
+
+
+@st.composite
+def cards(draw) -> str:
+    prefix = draw(st.sampled_from(["4", "51", "55", "6011", "2221"]))
+    body = draw(st.text("0123456789", min_size=15 - len(prefix), max_size=15 - len(prefix)))
+    number = luhn_complete(prefix + body)
+    sep = draw(st.sampled_from(["", " ", "-"]))
+    return sep.join(number[i : i + 4] for i in range(0, 16, 4))
+
+
+@st.composite
+def ibans(draw) -> str:
+    bban = draw(st.text("0123456789", min_size=18, max_size=18))
+    check = 98 - int(bban + "131400") % 97  # D=13, E=14, then "00"
+    compact = f"DE{check:02d}{bban}"
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4)) if draw(st.booleans()) else compact
+
+
+@st.composite
+def ssns(draw) -> str:
+    area = draw(st.integers(1, 899).filter(lambda a: a != 666))
+    return f"{area:03d}-{draw(st.integers(1, 99)):02d}-{draw(st.integers(1, 9999)):04d}"
+
+
+@st.composite
+def phones(draw) -> str:
+    cc = draw(st.sampled_from(["1", "44", "49", "33", "81"]))
+    groups = draw(st.lists(st.text("0123456789", min_size=3, max_size=4), min_size=3, max_size=3))
+    return f"+{cc} " + " ".join(groups)
+
+
+ipv4s = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+ipv6s = (
+    st.ip_addresses(v=6)
+    .filter(lambda a: a.ipv4_mapped is None and len([g for g in str(a).split(":") if g]) >= 2)
+    .map(str)
+)
+uuids = st.uuids().map(str)
+macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
+tokens = st.one_of(
+    st.text(ALNUM, min_size=30, max_size=40).map(lambda s: "sk-proj-" + s),
+    st.text(ALNUM, min_size=40, max_size=48).map(lambda s: "sk-" + s),
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16).map(lambda s: "AKIA" + s),
+    st.text(ALNUM, min_size=36, max_size=36).map(lambda s: "ghp_" + s),
+    st.text(ALNUM, min_size=8, max_size=20).map(lambda s: "password=" + s),
+)
+PII = {
+    "email": emails(),
+    "phone": phones(),
+    "ip": st.one_of(ipv4s, ipv6s),
+    "uuid": uuids,
+    "token": tokens,
+    "credit_card": cards(),
+    "iban": ibans(),
+    "ssn": ssns(),
+    "mac": macs,
+}
+# Prose around the value: words and punctuation (digits next to a number make a longer number).
+prose = st.text(LETTERS + LETTERS.upper() + " ,.;:!?()\n", max_size=40)
+ALL = [DETECTORS[name] for name in DETECTORS]
+
+
+def secret_part(value: str) -> str:
+    """What must not survive: for ``password=x`` the password, else the whole value."""
+    return value.split("=", 1)[1] if value.startswith("password=") else value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(list(PII)).flatmap(lambda name: st.tuples(st.just(name), PII[name])), prose, prose)
+def test_generated_pii_is_always_masked(named, before, after):
+    name, value = named
+    text = f"{before} {value} {after}"
+    redaction = Redaction(ALL)
+    out = redaction.redact_text(text)
+    assert secret_part(value) not in out
+    assert redaction.counts[name] >= 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(list(PII)), prose), min_size=1, max_size=4), st.data())
+def test_restore_round_trips_generated_pii(items, data):
+    values = [data.draw(PII[name]) for name, _ in items]
+    text = " ".join(f"{v} {p}" for v, (_, p) in zip(values, items, strict=True))
+    redaction = Redaction(ALL, restore=True)
+    out = redaction.redact_text(text)
+    for value in values:
+        assert secret_part(value) not in out
+    assert restore_text(out, redaction.originals) == text
