@@ -8,7 +8,7 @@ import time
 import openai
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from router_plugins.redact import detectors
@@ -313,6 +313,7 @@ async def test_generated_pii_never_reaches_the_upstream(make_gateway, upstream):
     @settings(max_examples=60, deadline=None, database=None)
     @given(st.sampled_from(list(PII)).flatmap(lambda name: PII[name]), prose, prose)
     def collect(value, before, after):
+        assume(secret_part(value) not in before + after)
         texts.append((value, f"{before} {value} {after}"))
 
     collect()  # hypothesis draws the cases; the gateway then sees every one of them

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from router_plugins.redact.detectors import DETECTORS
@@ -15,7 +15,7 @@ from router_plugins.redact.redaction import Redaction, find_all
 from router_plugins.redact.restore import restore_text
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "redact" / "corpus.txt"
-MARKED = re.compile(r"\{\{(.+?)\}\}")
+MARKED = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
 MIN_PRECISION = MIN_RECALL = 0.95
 
 
@@ -173,6 +173,7 @@ def secret_part(value: str) -> str:
 @given(st.sampled_from(list(PII)).flatmap(lambda name: st.tuples(st.just(name), PII[name])), prose, prose)
 def test_generated_pii_is_always_masked(named, before, after):
     name, value = named
+    assume(secret_part(value) not in before + after)  # prose may spell a short password itself
     text = f"{before} {value} {after}"
     redaction = Redaction(ALL)
     out = redaction.redact_text(text)
@@ -185,6 +186,7 @@ def test_generated_pii_is_always_masked(named, before, after):
 def test_restore_round_trips_generated_pii(items, data):
     values = [data.draw(PII[name]) for name, _ in items]
     text = " ".join(f"{v} {p}" for v, (_, p) in zip(values, items, strict=True))
+    assume(not any(secret_part(v) in p for v in values for _, p in items))
     redaction = Redaction(ALL, restore=True)
     out = redaction.redact_text(text)
     for value in values:
