@@ -79,7 +79,7 @@ def pre_request(ctx: RequestContext) -> None:
     ctx.plugin_state[STATE] = redaction
     if redaction.counts:
         ctx.headers["x-router-redactions"] = redaction.header()
-        log.info("redacted %s", redaction.header())
+        log.debug("redacted %s", redaction.header())
     if restore and redaction.originals:
         ctx.wants_stream_events = True
 
