@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import logging
@@ -129,6 +130,10 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
             for impl in host.impls("router_startup"):
                 await host.run(impl, {"app": app, "config": config})
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
+            # Everything built so far lives as long as the process: keep the collector from
+            # re-scanning it on every full collection (pauses that show up as p99 latency).
+            gc.collect()
+            gc.freeze()
             yield
             for impl in host.impls("router_shutdown"):
                 await host.run(impl, {"app": app})

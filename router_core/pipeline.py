@@ -96,23 +96,24 @@ async def score(rt: Runtime, ctx: RequestContext) -> Scores:
 
 
 async def choose_model(rt: Runtime, ctx: RequestContext) -> None:
-    for impl in rt.host.impls("select_model"):
-        model = await rt.host.run(impl, {"ctx": ctx})
-        if model is not None:
-            ctx.call.model = model
+    def use(model: str) -> None:
+        ctx.call.model = model
+
+    await rt.host.chain("select_model", {"ctx": ctx}, use)
     if not ctx.call.model:
         raise BadRequest("'model' is required (or send gateway.tags to let the gateway choose).", param="model")
 
 
 async def choose_routes(rt: Runtime, ctx: RequestContext, call: Call) -> list[Route]:
-    routes = rt.routes.for_model(call.model)
-    for impl in rt.host.impls("select_provider"):
-        ranked = await rt.host.run(impl, {"ctx": ctx, "routes": routes})
-        if ranked is not None:
-            routes = ranked
-    if not routes:
+    kwargs: dict[str, Any] = {"ctx": ctx, "routes": rt.routes.for_model(call.model)}
+
+    def use(routes: list[Route]) -> None:
+        kwargs["routes"] = routes
+
+    await rt.host.chain("select_provider", kwargs, use)
+    if not kwargs["routes"]:
         raise UpstreamError(f"No provider may serve '{call.model}' for this request.", code="no_route")
-    return routes
+    return kwargs["routes"]
 
 
 async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:

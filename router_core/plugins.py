@@ -6,6 +6,7 @@ import inspect
 import logging
 from collections import Counter
 from importlib.metadata import entry_points
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
@@ -20,10 +21,6 @@ ENTRY_POINT_GROUP = "llm_router"
 hookimpl = pluggy.HookimplMarker("llm_router")
 
 
-async def await_me_maybe(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 class PluginHost:
     """The enabled plugins, in call order, and the one way the core calls their hooks."""
 
@@ -32,6 +29,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.failures: Counter[str] = Counter()
         self._impls: dict[str, list[pluggy.HookImpl]] = {}
+        self._is_async: dict[Any, bool] = {}
         installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         for name in config.plugins.enabled:
             if name not in installed:
@@ -40,9 +38,9 @@ class PluginHost:
             self.register(installed[name].load(), name)
         for name, plugin in extra:
             self.register(plugin, name)
-        unknown = set(config.plugins.settings) - set(self.names)
-        if unknown:
-            raise ConfigError([f"plugins.{n}: settings for a plugin that is not enabled" for n in sorted(unknown)])
+        for name in sorted(set(config.plugins.settings) - set(self.names)):
+            # Not an error: switching a plugin off should not mean deleting its settings.
+            log.warning("plugins.%s: settings for a plugin that is not enabled (a typo?)", name)
 
     def register(self, plugin: object, name: str) -> None:
         if self.pm.has_plugin(name):
@@ -65,33 +63,63 @@ class PluginHost:
         if impls is None:
             order = {name: i for i, name in enumerate(self.names)}
             impls = sorted(getattr(self.pm.hook, hook).get_hookimpls(), key=lambda i: order[i.plugin_name])
+            for impl in impls:
+                self._is_async[impl.function] = inspect.iscoroutinefunction(impl.function)
             self._impls[hook] = impls
         return impls
 
     def implements(self, hook: str) -> bool:
         return bool(self.impls(hook))
 
-    async def run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    def _failed(self, impl: pluggy.HookImpl, exc: Exception) -> None:
+        """A plugin raised something other than a GatewayError: refuse (fail closed) or skip it."""
+        name = impl.plugin_name
+        self.failures[name] += 1
+        if getattr(impl.plugin, "FAIL_CLOSED", False):
+            log.error("plugin %s failed in %s (%s); refusing the request", name, impl.function.__name__, type(exc).__name__)
+            raise PluginFailed(f"The '{name}' plugin failed, so the request was refused rather than sent unprotected.") from exc
+        # The traceback only at debug level: an exception's message may quote request text.
+        log.warning(
+            "plugin %s failed in %s (%s); skipped",
+            name,
+            impl.function.__name__,
+            type(exc).__name__,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+
+    def _run_sync(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
-            return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+            return impl.function(*[kwargs[a] for a in impl.argnames])
         except GatewayError:
             raise
         except Exception as exc:
-            name = impl.plugin_name
-            self.failures[name] += 1
-            if getattr(impl.plugin, "FAIL_CLOSED", False):
-                log.error("plugin %s failed in %s (%s); refusing the request", name, impl.function.__name__, type(exc).__name__)
-                raise PluginFailed(f"The '{name}' plugin failed, so the request was refused rather than sent unprotected.") from exc
-            log.warning(
-                "plugin %s failed in %s (%s); skipped", name, impl.function.__name__, type(exc).__name__, exc_info=True
-            )
+            self._failed(impl, exc)
             return None
+
+    async def _run_async(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        try:
+            return await impl.function(*[kwargs[a] for a in impl.argnames])
+        except GatewayError:
+            raise
+        except Exception as exc:
+            self._failed(impl, exc)
+            return None
+
+    async def run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        """Call one implementation with the arguments it names, awaiting it if it is async."""
+        if self._is_async[impl.function]:
+            return await self._run_async(impl, kwargs)
+        return self._run_sync(impl, kwargs)
 
     async def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call every implementation in order; returns their non-None results."""
         results = []
         for impl in self.impls(hook):
-            result = await self.run(impl, kwargs)
+            # Inlined run(): sync implementations (most) then cost no coroutine.
+            if self._is_async[impl.function]:
+                result = await self._run_async(impl, kwargs)
+            else:
+                result = self._run_sync(impl, kwargs)
             if result is not None:
                 results.append(result)
         return results
@@ -99,10 +127,23 @@ class PluginHost:
     async def first(self, hook: str, **kwargs: Any) -> Any:
         """Call implementations in order until one returns non-None (``firstresult``)."""
         for impl in self.impls(hook):
-            result = await self.run(impl, kwargs)
+            if self._is_async[impl.function]:
+                result = await self._run_async(impl, kwargs)
+            else:
+                result = self._run_sync(impl, kwargs)
             if result is not None:
                 return result
         return None
+
+    async def chain(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], None]) -> None:
+        """Call implementations in order, handing each non-None result to ``on_result`` before the next runs."""
+        for impl in self.impls(hook):
+            if self._is_async[impl.function]:
+                result = await self._run_async(impl, kwargs)
+            else:
+                result = self._run_sync(impl, kwargs)
+            if result is not None:
+                on_result(result)
 
     def call_startup(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a synchronous startup hook; returns ``(plugin name, result)`` pairs. Errors propagate."""

@@ -124,6 +124,8 @@ class Provider:
         return answer
 
     async def _read_reply(self, resp: aiohttp.ClientResponse) -> bytes:
+        if resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
+            return await resp.read()  # the common case: one read, no copies
         # content.read(n) returns what has arrived so far, not n bytes: read to the end.
         raw = bytearray()
         async for chunk in resp.content.iter_any():

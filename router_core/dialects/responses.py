@@ -29,6 +29,7 @@ from . import ROLES, expect, optional, require_model, require_stream
 NAME = "responses"
 _MODELLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "stream", "gateway"})
 _INPUT_TEXT = frozenset({"input_text", "output_text", "text"})
+_MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _FINISH_BY_REASON = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
@@ -61,11 +62,13 @@ def decode_request(body: dict[str, Any]) -> Call:
 
 
 def _decode_item(raw: Any, param: str) -> Message:
+    if type(raw) is dict and len(raw) == 2 and type(raw.get("content")) is str and raw.get("role") in _MESSAGE_ROLES:
+        return Message(raw["role"], [Part(TEXT, raw["content"])], as_string=True)  # the common shape, fast
     expect(raw, dict, param, "an object")
     kind = raw.get("type", "message")
     if kind == "message":
         role = expect(raw.get("role"), str, f"{param}.role", "a string")
-        if role not in ROLES - {"tool"}:
+        if role not in _MESSAGE_ROLES:
             raise BadRequest(f"'{param}.role' must be one of user, assistant, system, developer.", param=f"{param}.role")
         content = raw.get("content")
         message = Message(role, extra={k: v for k, v in raw.items() if k not in ("role", "content", "type")})
