@@ -1,17 +1,60 @@
 """llm-router's core: what a plugin may import."""
 
-from .call import AUDIO, FILE, IMAGE, MEDIA_KINDS, TEXT, Call, Message, Part, Reply, StreamEnd, StreamPiece, TextDelta, Tool, ToolCall, ToolCallDelta, Usage
+from . import hookspecs
+from .call import (
+    AUDIO,
+    FILE,
+    IMAGE,
+    MEDIA_KINDS,
+    TEXT,
+    Call,
+    Message,
+    Part,
+    Reply,
+    StreamEnd,
+    StreamPiece,
+    TextDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from .config import Config
 from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
-from . import hookspecs
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
 
 __all__ = [
-    "AUDIO", "FILE", "IMAGE", "MEDIA_KINDS", "TEXT",
-    "BadRequest", "Call", "Config", "GatewayError", "GatewayField", "Message", "ModelNotFound", "Part",
-    "PolicyViolation", "Provider", "Reply", "ReplyBody", "RequestContext", "Route", "Scores", "StreamEnd",
-    "StreamPiece", "TextDelta", "Tool", "ToolCall", "ToolCallDelta", "UpstreamError", "UpstreamFailure", "Usage",
-    "hookimpl", "hookspecs",
+    "AUDIO",
+    "FILE",
+    "IMAGE",
+    "MEDIA_KINDS",
+    "TEXT",
+    "BadRequest",
+    "Call",
+    "Config",
+    "GatewayError",
+    "GatewayField",
+    "Message",
+    "ModelNotFound",
+    "Part",
+    "PolicyViolation",
+    "Provider",
+    "Reply",
+    "ReplyBody",
+    "RequestContext",
+    "Route",
+    "Scores",
+    "StreamEnd",
+    "StreamPiece",
+    "TextDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "UpstreamError",
+    "UpstreamFailure",
+    "Usage",
+    "hookimpl",
+    "hookspecs",
 ]

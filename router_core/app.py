@@ -41,7 +41,9 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     except GatewayError as error:
         return json_error(error)
     except web.HTTPRequestEntityTooLarge:
-        return json_error(PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes)."))
+        return json_error(
+            PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
+        )
     except web.HTTPNotFound:
         return json_error(NotFound(f"No route for {request.method} {request.path}."))
     except web.HTTPMethodNotAllowed:
@@ -105,7 +107,9 @@ def build_schema(config: Config, host: PluginHost) -> GatewaySchema:
 def describe_providers(config: Config) -> None:
     for name, p in config.providers.items():
         if p.missing_key:
-            log.warning("provider %s (%s): API key missing, environment variable %s is unset", name, p.kind, p.missing_key)
+            log.warning(
+                "provider %s (%s): API key missing, environment variable %s is unset", name, p.kind, p.missing_key
+            )
         else:
             log.info("provider %s (%s) ready%s", name, p.kind, ", zero data retention" if p.zdr else "")
 
@@ -124,7 +128,9 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+        ) as session:
             app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
             describe_providers(config)
             for impl in host.impls("router_startup"):

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import socket
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -59,7 +60,10 @@ def serve(args: argparse.Namespace) -> None:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     if not config.server.api_keys and not _is_loopback(host):
-        print(f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only", file=sys.stderr)
+        print(
+            f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
     if args.workers <= 1:
@@ -104,10 +108,18 @@ def check(args: argparse.Namespace) -> None:
 
 def explain(args: argparse.Namespace) -> None:
     """Run a request through every decision (no upstream call) and print the scores and the choice."""
-    import json
+    import orjson
 
     config = _load(args.config)
-    body = json.loads(open(args.file).read() if args.file != "-" else sys.stdin.read())
+    try:
+        raw = Path(args.file).read_bytes() if args.file != "-" else sys.stdin.buffer.read()
+        body = orjson.loads(raw)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"{args.file}: cannot read a JSON request ({exc})", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not isinstance(body, dict):
+        print(f"{args.file}: the request must be a JSON object", file=sys.stderr)
+        raise SystemExit(2)
     asyncio.run(_explain(config, body))
 
 
@@ -129,14 +141,25 @@ async def _explain(config: Config, body: dict) -> None:
         rt = app[RUNTIME]
         codec = chat if "messages" in body else responses
         ctx = RequestContext(
-            call=codec.decode_request(body), gateway=rt.schema.parse(body.get("gateway")), config=rt.config,
-            scorer=lambda c: score(rt, c), complete=no_side_calls,
+            call=codec.decode_request(body),
+            gateway=rt.schema.parse(body.get("gateway")),
+            config=rt.config,
+            scorer=lambda c: score(rt, c),
+            complete=no_side_calls,
         )
         await rt.host.call("pre_request", ctx=ctx)
         scores = await ctx.scores()
         print(f"dialect: {codec.NAME}   requested model: {body.get('model') or '(none)'}")
         print("scores:")
-        for name in ("complexity", "tag", "tag_scores", "wants_image", "history_dependency", "media_relevance", "tool_relevance"):
+        for name in (
+            "complexity",
+            "tag",
+            "tag_scores",
+            "wants_image",
+            "history_dependency",
+            "media_relevance",
+            "tool_relevance",
+        ):
             why = scores.reasons.get(name)
             print(f"  {name}: {getattr(scores, name)}" + (f"   ← {why}" if why else ""))
         await choose_model(rt, ctx)
@@ -172,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--file", default="-", help="the request body as JSON (default: stdin)")
     p.set_defaults(func=explain)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args.func(args)
 
 

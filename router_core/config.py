@@ -11,8 +11,8 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.preconf.orjson import make_converter
 from cattrs.cols import list_structure_factory
+from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
 #: The one converter for config and for the request's gateway object.  Primitives are
@@ -59,7 +59,9 @@ class ConfigError(Exception):
 @attrs.frozen
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = attrs.field(default=8080, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535)))
+    port: int = attrs.field(
+        default=8080, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535))
+    )
     api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
     # A request body above this is refused with 413 before it is parsed.
     max_body_bytes: int = 8 * 1024 * 1024

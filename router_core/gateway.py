@@ -78,7 +78,9 @@ class GatewaySchema:
             where = param + (path[1:] if path.startswith("$") else "")
             if error is ConfigError:
                 raise ConfigError([f"{where}: {message}"]) from None
-            raise BadRequest(f"Invalid value for '{where}': {message}.", param=where, code="invalid_gateway_field") from None
+            raise BadRequest(
+                f"Invalid value for '{where}': {message}.", param=where, code="invalid_gateway_field"
+            ) from None
 
     def parse(self, raw: Any) -> dict[str, Any]:
         """A request's ``gateway`` value → ``{canonical field name: structured value}``."""

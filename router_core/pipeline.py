@@ -187,7 +187,9 @@ async def stream_answer(
         set_route_headers(ctx, attempt)
         resp = web.StreamResponse(headers={**SSE_HEADERS, **ctx.headers})
         await resp.prepare(request)
-        relay = passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
+        relay = (
+            passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
+        )
         try:
             await relay(resp, rt, ctx, chunks, attempt.codec, codec)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -256,5 +258,9 @@ async def write_events(resp: web.StreamResponse, events: list[dict[str, Any]], n
 def stream_error(codec: ModuleType, message: str) -> bytes:
     """The event that ends a stream that failed after its first byte."""
     if codec is responses:
-        return encode_event({"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}, True)
-    return encode_event({"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_error"}}, False)
+        return encode_event(
+            {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}, True
+        )
+    return encode_event(
+        {"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_error"}}, False
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import Counter
-from importlib.metadata import entry_points
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -76,8 +76,12 @@ class PluginHost:
         name = impl.plugin_name
         self.failures[name] += 1
         if getattr(impl.plugin, "FAIL_CLOSED", False):
-            log.error("plugin %s failed in %s (%s); refusing the request", name, impl.function.__name__, type(exc).__name__)
-            raise PluginFailed(f"The '{name}' plugin failed, so the request was refused rather than sent unprotected.") from exc
+            log.error(
+                "plugin %s failed in %s (%s); refusing the request", name, impl.function.__name__, type(exc).__name__
+            )
+            raise PluginFailed(
+                f"The '{name}' plugin failed, so the request was refused rather than sent unprotected."
+            ) from exc
         # The traceback only at debug level: an exception's message may quote request text.
         log.warning(
             "plugin %s failed in %s (%s); skipped",
@@ -147,10 +151,7 @@ class PluginHost:
 
     def call_startup(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a synchronous startup hook; returns ``(plugin name, result)`` pairs. Errors propagate."""
-        return [
-            (impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames]))
-            for impl in self.impls(hook)
-        ]
+        return [(impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])) for impl in self.impls(hook)]
 
     def describe(self) -> list[tuple[str, list[str]]]:
         """``[(plugin name, [hooks it implements])]`` for ``llm-router check``."""

@@ -91,7 +91,9 @@ def _decode_part(raw: Any, param: str) -> Part:
         return Part(TEXT, expect(raw.get("text"), str, f"{param}.text", "a string"))
     if kind == "image_url":
         image = raw.get("image_url")
-        source = {"url": image} if isinstance(image, str) else dict(expect(image, dict, f"{param}.image_url", "an object"))
+        source = (
+            {"url": image} if isinstance(image, str) else dict(expect(image, dict, f"{param}.image_url", "an object"))
+        )
         return Part(IMAGE, source=source)
     if kind == "input_audio":
         return Part(AUDIO, source=dict(expect(raw.get("input_audio"), dict, f"{param}.input_audio", "an object")))
@@ -159,7 +161,7 @@ def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
 def _encode_message(message: Message) -> dict[str, Any]:
     role = "system" if message.instructions else message.role
     raw: dict[str, Any] = {**message.extra, "role": role}
-    if message.as_string or all(p.kind == TEXT for p in message.parts) and role != "user":
+    if message.as_string or (all(p.kind == TEXT for p in message.parts) and role != "user"):
         raw["content"] = message.text if message.parts else None
     else:
         raw["content"] = [_encode_part(p) for p in message.parts]

@@ -24,7 +24,7 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import ROLES, expect, optional, require_model, require_stream
+from . import expect, optional, require_model, require_stream
 
 NAME = "responses"
 _MODELLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "stream", "gateway"})
@@ -69,7 +69,9 @@ def _decode_item(raw: Any, param: str) -> Message:
     if kind == "message":
         role = expect(raw.get("role"), str, f"{param}.role", "a string")
         if role not in _MESSAGE_ROLES:
-            raise BadRequest(f"'{param}.role' must be one of user, assistant, system, developer.", param=f"{param}.role")
+            raise BadRequest(
+                f"'{param}.role' must be one of user, assistant, system, developer.", param=f"{param}.role"
+            )
         content = raw.get("content")
         message = Message(role, extra={k: v for k, v in raw.items() if k not in ("role", "content", "type")})
         if isinstance(content, str):
@@ -166,9 +168,11 @@ def _encode_items(message: Message) -> Iterator[dict[str, Any]]:
         yield message.item
         return
     if message.role == "tool":
-        output: Any = message.text if message.as_string or all(p.kind == TEXT for p in message.parts) else [
-            _encode_part(p, "user") for p in message.parts
-        ]
+        output: Any = (
+            message.text
+            if message.as_string or all(p.kind == TEXT for p in message.parts)
+            else [_encode_part(p, "user") for p in message.parts]
+        )
         yield {**message.extra, "type": "function_call_output", "call_id": message.tool_call_id or "", "output": output}
         return
     if message.parts or not message.tool_calls:
@@ -246,7 +250,9 @@ def decode_reply(body: dict[str, Any]) -> Reply:
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     message.parts.append(Part(TEXT, part["text"]))
         elif item.get("type") == "function_call":
-            message.tool_calls.append(ToolCall(item.get("call_id", ""), item.get("name", ""), item.get("arguments", "")))
+            message.tool_calls.append(
+                ToolCall(item.get("call_id", ""), item.get("name", ""), item.get("arguments", ""))
+            )
     incomplete = body.get("incomplete_details") or {}
     finish = _FINISH_BY_REASON.get(incomplete.get("reason"), "tool_calls" if message.tool_calls else "stop")
     return Reply(
@@ -286,23 +292,28 @@ def output_items(reply: Reply, reply_id: str) -> list[dict[str, Any]]:
     for n, message in enumerate(reply.messages):
         if any(p.kind == TEXT for p in message.parts):
             items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
-        items.extend(
-            _image_item(f"ig_{reply_id}_{n}_{k}", p) for k, p in enumerate(message.parts) if p.kind == IMAGE
-        )
+        items.extend(_image_item(f"ig_{reply_id}_{n}_{k}", p) for k, p in enumerate(message.parts) if p.kind == IMAGE)
         items.extend(_function_item(f"fc_{reply_id}_{n}_{k}", c, "completed") for k, c in enumerate(message.tool_calls))
     return items
 
 
 def _image_item(item_id: str, part: Part) -> dict[str, Any]:
     """A generated image, as the Responses API's image_generation_call item (base64 result)."""
-    item = {"type": "image_generation_call", "id": item_id, "status": "completed", "result": part.source.get("b64_json")}
+    item = {
+        "type": "image_generation_call",
+        "id": item_id,
+        "status": "completed",
+        "result": part.source.get("b64_json"),
+    }
     if part.source.get("revised_prompt"):
         item["revised_prompt"] = part.source["revised_prompt"]
     return item
 
 
 def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if status == "completed" else []
+    content = (
+        [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if status == "completed" else []
+    )
     return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
 
 

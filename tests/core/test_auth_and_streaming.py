@@ -17,7 +17,9 @@ HI = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture
 async def locked(make_gateway):
-    return await make_gateway({"server": {"api_keys": ["env:ROUTER_KEY", "sk-router-literal"]}}, env={"ROUTER_KEY": "sk-router-from-env"})
+    return await make_gateway(
+        {"server": {"api_keys": ["env:ROUTER_KEY", "sk-router-literal"]}}, env={"ROUTER_KEY": "sk-router-from-env"}
+    )
 
 
 @pytest.mark.parametrize("key", ["sk-router-from-env", "sk-router-literal"])
@@ -29,7 +31,9 @@ async def test_valid_keys_pass(locked, key):
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic sk-router-literal", "sk-router-literal"])
 async def test_bad_keys_are_401(locked, upstream, header):
     headers = {"Authorization": header} if header else {}
-    resp = await locked.post("/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=headers)
+    resp = await locked.post(
+        "/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=headers
+    )
     assert resp.status == 401
     body = await resp.json()
     assert body["error"]["type"] == "authentication_error"
@@ -51,7 +55,9 @@ async def test_no_key_in_logs_or_answers(make_gateway, upstream, caplog):
     from aiohttp import web
 
     async def leak(request, body):
-        return web.json_response({"error": {"message": "Incorrect API key provided: sk-test-provider-secret-123"}}, status=401)
+        return web.json_response(
+            {"error": {"message": "Incorrect API key provided: sk-test-provider-secret-123"}}, status=401
+        )
 
     upstream.handler = leak
     client = await make_gateway()
@@ -101,9 +107,7 @@ async def test_client_disconnect_cancels_upstream(make_gateway, upstream, model)
 
     upstream.handler = endless
     client = await make_gateway()
-    resp = await client.post(
-        "/v1/responses", data=orjson.dumps({"model": model, "input": "hi", "stream": True})
-    )
+    resp = await client.post("/v1/responses", data=orjson.dumps({"model": model, "input": "hi", "stream": True}))
     assert resp.status == 200
     await resp.content.readuntil(b"tick")
     resp.close()  # the client goes away mid-stream
@@ -122,9 +126,7 @@ async def test_mid_stream_failure_ends_with_error_event(make_gateway, upstream):
 
     upstream.handler = cut
     client = await make_gateway()
-    resp = await client.post(
-        "/v1/responses", data=orjson.dumps({"model": "chatonly/x", "input": "hi", "stream": True})
-    )
+    resp = await client.post("/v1/responses", data=orjson.dumps({"model": "chatonly/x", "input": "hi", "stream": True}))
     text = await resp.text()
     assert resp.status == 200
     assert "partial" in text

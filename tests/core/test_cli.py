@@ -13,7 +13,10 @@ REPO = Path(__file__).parents[2]
 
 def check(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "router_core.cli", "check", "--config", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "router_core.cli", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -57,7 +57,10 @@ async def test_chat_bad_input_is_400(gateway, upstream, body, param):
     [
         ({"model": "openai/gpt-4o"}, "input"),
         ({"model": "openai/gpt-4o", "input": 3}, "input"),
-        ({"model": "openai/gpt-4o", "input": [{"role": "user", "content": [{"type": "input_text"}]}]}, "input[0].content[0].text"),
+        (
+            {"model": "openai/gpt-4o", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+            "input[0].content[0].text",
+        ),
         ({"model": "openai/gpt-4o", "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
         ({"model": "openai/gpt-4o", "input": "hi", "instructions": ["a"]}, "instructions"),
     ],
@@ -69,7 +72,9 @@ async def test_responses_bad_input_is_400(gateway, body, param):
 
 
 async def test_unknown_model_is_404(gateway):
-    status, answer = await post(gateway, CHAT, {"model": "nobody/model", "messages": [{"role": "user", "content": "hi"}]})
+    status, answer = await post(
+        gateway, CHAT, {"model": "nobody/model", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert status == 404
     assert error_of(answer)["code"] == "model_not_found"
 
@@ -112,7 +117,9 @@ async def test_upstream_down_is_503(make_gateway, stream):
     url = f"http://127.0.0.1:{closed_port()}/v1"
     client = await make_gateway({"providers": {"openai": {"base_url": url}}})
     with pytest.raises(openai.APIStatusError) as caught:
-        await sdk(client).chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=stream)
+        await sdk(client).chat.completions.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
     assert caught.value.status_code == 503
     assert "sk-test-provider-secret-123" not in str(caught.value.body)
 
@@ -141,7 +148,9 @@ async def answer_wrong_shape(request, body):
 async def test_failing_upstream_maps_to_5xx(make_gateway, upstream, handler, status):
     upstream.handler = handler
     client = await make_gateway({"providers": {"openai": {"first_byte_timeout": 0.3, "max_retries": 0}}})
-    status_seen, answer = await post(client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    status_seen, answer = await post(
+        client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert status_seen == status
     error = error_of(answer)
     assert "sk-test-provider-secret-123" not in orjson.dumps(answer).decode()
@@ -154,7 +163,9 @@ async def test_upstream_4xx_is_passed_on_not_retried(make_gateway, upstream):
 
     upstream.handler = bad_request
     client = await make_gateway()
-    status, answer = await post(client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    status, answer = await post(
+        client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert status == 400
     assert "max_tokens is too large" in error_of(answer)["message"]
     assert len(upstream.requests) == 1
@@ -162,7 +173,9 @@ async def test_upstream_4xx_is_passed_on_not_retried(make_gateway, upstream):
 
 async def test_missing_provider_key_is_503_naming_the_variable(make_gateway, upstream):
     client = await make_gateway({"providers": {"openai": {"api_key": "env:OPENAI_KEY_FOR_TEST"}}}, env={})
-    status, answer = await post(client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    status, answer = await post(
+        client, CHAT, {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert status == 503
     assert "OPENAI_KEY_FOR_TEST" in error_of(answer)["message"]
     assert not upstream.requests

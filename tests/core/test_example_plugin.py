@@ -19,7 +19,18 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "llm-router-shout"
 def installed(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
         check=True,
         capture_output=True,
     )
@@ -34,7 +45,9 @@ async def shouting(installed, monkeypatch, aiohttp_client, upstream):
 
 
 async def test_installed_plugin_is_discovered_and_enabled(shouting):
-    answer = await sdk(shouting).responses.create(model="openai/gpt-4o", input="hi", extra_body={"gateway": {"shout": True}})
+    answer = await sdk(shouting).responses.create(
+        model="openai/gpt-4o", input="hi", extra_body={"gateway": {"shout": True}}
+    )
     assert answer.output_text == "HELLO FROM UPSTREAM"
     answer = await sdk(shouting).responses.create(model="openai/gpt-4o", input="hi")
     assert answer.output_text == "Hello from upstream"
@@ -42,7 +55,10 @@ async def test_installed_plugin_is_discovered_and_enabled(shouting):
 
 async def test_installed_plugin_streams(shouting):
     stream = await sdk(shouting).chat.completions.create(
-        model="chatonly/x", messages=[{"role": "user", "content": "hi"}], stream=True, extra_body={"gateway": {"shout": True}}
+        model="chatonly/x",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_body={"gateway": {"shout": True}},
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "HELLO FROM UPSTREAM"

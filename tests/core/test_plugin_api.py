@@ -21,16 +21,19 @@ from router_core import (
     hookimpl,
     hookspecs,
 )
-from router_core.config import ConfigError, parse_config
 from router_core.app import create_app
+from router_core.config import ConfigError, parse_config
 from tests.conftest import base_config, sdk
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
 
+
 @attrs.frozen
 class Budget:
-    limit: float = attrs.field(default=1.0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(1)))
+    limit: float = attrs.field(
+        default=1.0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(1))
+    )
     labels: list[str] = attrs.field(factory=list)
 
 
@@ -140,9 +143,19 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
     assert upstream.last.json["model"] == "gpt-4o-via-chatonly"
     assert upstream.last.json["metadata"] == {"via": "chatonly"}
     assert upstream.last.json["messages"][0]["content"] == "hi [seen by recorder]"
-    request_hooks = [c for c in recorder.calls if c not in ("router_startup", "register_routes", "register_providers", "gateway_fields")]
+    request_hooks = [
+        c
+        for c in recorder.calls
+        if c not in ("router_startup", "register_routes", "register_providers", "gateway_fields")
+    ]
     assert request_hooks == [
-        "pre_request", "select_model", "score_request", "select_provider", "serve_request", "upstream_request", "post_response",
+        "pre_request",
+        "select_model",
+        "score_request",
+        "select_provider",
+        "serve_request",
+        "upstream_request",
+        "post_response",
     ]
 
 

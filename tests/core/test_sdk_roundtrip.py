@@ -37,7 +37,9 @@ async def test_responses_round_trip_native(gateway, upstream):
 
 async def test_responses_translated_to_chat_upstream(gateway, upstream):
     client = sdk(gateway)
-    raw = await client.responses.with_raw_response.create(model="chatonly/llama", input="Say hi", instructions="Be brief")
+    raw = await client.responses.with_raw_response.create(
+        model="chatonly/llama", input="Say hi", instructions="Be brief"
+    )
     answer = raw.parse()
     assert isinstance(answer, Response)
     assert answer.output_text == "Hello from upstream"
