@@ -70,9 +70,9 @@ class ReplyBody:
     def dialect(self) -> str:
         return self.codec.NAME
 
-    def map_text(self, fn: Callable[[str], str]) -> None:
-        """Rewrite every piece of output text (and tool-call arguments) with ``fn``."""
-        self.codec.map_reply_text(self.body, fn)
+    def map_text(self, fn: Callable[[str], str], arguments: Callable[[str], str] | None = None) -> None:
+        """Rewrite every piece of output text with ``fn``, tool-call arguments (JSON text) with ``arguments`` or ``fn``."""
+        self.codec.map_reply_text(self.body, fn, arguments)
 
     @property
     def usage(self) -> Usage:

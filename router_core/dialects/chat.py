@@ -293,7 +293,9 @@ def reply_usage(body: dict[str, Any]) -> Usage:
     return decode_usage(body.get("usage"))
 
 
-def map_reply_text(body: dict[str, Any], fn: Callable[[str], str]) -> None:
+def map_reply_text(
+    body: dict[str, Any], fn: Callable[[str], str], arguments: Callable[[str], str] | None = None
+) -> None:
     for choice in body.get("choices") or ():
         message = choice.get("message") or {}
         if isinstance(message.get("content"), str):
@@ -301,7 +303,7 @@ def map_reply_text(body: dict[str, Any], fn: Callable[[str], str]) -> None:
         for call in message.get("tool_calls") or ():
             f = call.get("function") or {}
             if isinstance(f.get("arguments"), str):
-                f["arguments"] = fn(f["arguments"])
+                f["arguments"] = (arguments or fn)(f["arguments"])
 
 
 # ---------------------------------------------------------------- streams

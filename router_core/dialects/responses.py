@@ -373,18 +373,20 @@ def reply_usage(body: dict[str, Any]) -> Usage:
     return decode_usage(body.get("usage"))
 
 
-def map_reply_text(body: dict[str, Any], fn: Callable[[str], str]) -> None:
-    _map_output(body.get("output"), fn)
+def map_reply_text(
+    body: dict[str, Any], fn: Callable[[str], str], arguments: Callable[[str], str] | None = None
+) -> None:
+    _map_output(body.get("output"), fn, arguments or fn)
     if isinstance(body.get("output_text"), str):
         body["output_text"] = fn(body["output_text"])
 
 
-def _map_output(output: Any, fn: Callable[[str], str]) -> None:
+def _map_output(output: Any, fn: Callable[[str], str], arguments: Callable[[str], str]) -> None:
     for item in output or ():
-        _map_item(item, fn)
+        _map_item(item, fn, arguments)
 
 
-def _map_item(item: Any, fn: Callable[[str], str]) -> None:
+def _map_item(item: Any, fn: Callable[[str], str], arguments: Callable[[str], str]) -> None:
     if not isinstance(item, dict):
         return
     if item.get("type") == "message":
@@ -392,7 +394,7 @@ def _map_item(item: Any, fn: Callable[[str], str]) -> None:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 part["text"] = fn(part["text"])
     elif item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
-        item["arguments"] = fn(item["arguments"])
+        item["arguments"] = arguments(item["arguments"])
 
 
 # ---------------------------------------------------------------- streams
@@ -576,7 +578,7 @@ def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
     elif kind == "response.content_part.done" and isinstance((data.get("part") or {}).get("text"), str):
         data["part"]["text"] = fn(data["part"]["text"])
     elif kind == "response.output_item.done":
-        _map_item(data.get("item"), fn)
+        _map_item(data.get("item"), fn, fn)
     elif kind in ("response.completed", "response.incomplete") and isinstance(data.get("response"), dict):
         map_reply_text(data["response"], fn)
 

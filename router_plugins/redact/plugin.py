@@ -12,7 +12,7 @@ from router_core import ReplyBody, RequestContext, StreamPiece, hookimpl
 from .custom import compile_custom
 from .detectors import DETECTORS
 from .redaction import Redaction
-from .restore import StreamRestorer, restore_text
+from .restore import StreamRestorer, json_escaped, restore_text
 
 # Any exception here refuses the request: text is never forwarded unredacted.
 FAIL_CLOSED = True
@@ -88,7 +88,8 @@ def pre_request(ctx: RequestContext) -> None:
 def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
     redaction: Redaction | None = ctx.plugin_state.get(STATE)
     if redaction is not None and redaction.originals:
-        reply.map_text(lambda text: restore_text(text, redaction.originals))
+        escaped = json_escaped(redaction.originals)
+        reply.map_text(lambda text: restore_text(text, redaction.originals), lambda args: restore_text(args, escaped))
 
 
 @hookimpl

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import attrs
+import orjson
 
 from router_core import StreamEnd, StreamPiece, TextDelta, ToolCallDelta
 
@@ -12,6 +13,11 @@ PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
 # The longest text that may still grow into a placeholder ("[CREDIT_CARD_12345]" is 19).
 MAX_PLACEHOLDER = 32
 _PARTIAL = re.compile(r"\[[A-Z_]*\d*")
+
+
+def json_escaped(originals: dict[str, str]) -> dict[str, str]:
+    """The values as they must appear inside a JSON string (tool-call arguments)."""
+    return {key: orjson.dumps(value).decode()[1:-1] for key, value in originals.items()}
 
 
 def restore_text(text: str, originals: dict[str, str]) -> str:
@@ -40,6 +46,13 @@ class StreamRestorer:
 
     originals: dict[str, str]
     held: dict[object, str] = attrs.field(factory=dict)  # "text" or a tool call index → tail
+    escaped: dict[str, str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.escaped = json_escaped(self.originals)
+
+    def _values(self, key: object) -> dict[str, str]:
+        return self.originals if key == "text" else self.escaped
 
     def feed(self, piece: StreamPiece) -> list[StreamPiece]:
         if isinstance(piece, StreamEnd):
@@ -50,7 +63,7 @@ class StreamRestorer:
         ready, tail = split_partial(text)
         if tail:
             self.held[key] = tail
-        ready = restore_text(ready, self.originals)
+        ready = restore_text(ready, self._values(key))
         if isinstance(piece, TextDelta):
             piece.text = ready
             if ready:
@@ -63,6 +76,6 @@ class StreamRestorer:
     def flush(self, keep: object = None) -> list[StreamPiece]:
         out: list[StreamPiece] = []
         for key in [k for k in self.held if k != keep]:
-            rest = restore_text(self.held.pop(key), self.originals)
+            rest = restore_text(self.held.pop(key), self._values(key))
             out.append(TextDelta(rest) if key == "text" else ToolCallDelta(key, arguments=rest))  # type: ignore[arg-type]
         return out

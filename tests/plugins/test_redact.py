@@ -339,3 +339,35 @@ async def test_generated_pii_never_reaches_the_upstream(make_gateway, upstream):
     body = sent(upstream)
     leaked = [value for value, _ in texts if secret_part(value) in body]
     assert leaked == []
+
+
+async def test_restored_tool_arguments_stay_valid_json(make_gateway, upstream):
+    from aiohttp import web
+
+    from tests.fakes import chat_completion
+
+    async def calls_a_tool(request, body):
+        answer = chat_completion("")
+        answer["choices"][0]["message"] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "note", "arguments": '{"text": "[CUSTOM_1]"}'},
+                }
+            ],
+        }
+        answer["choices"][0]["finish_reason"] = "tool_calls"
+        return web.json_response(answer)
+
+    upstream.handler = calls_a_tool
+    secret = 'code "a\\b"'
+    client = sdk(await make_gateway(redacting("restore", custom=['code "[^"]*"'])))
+    answer = await client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": f"remember {secret}"}]
+    )
+    assert secret not in sent(upstream)
+    arguments = answer.choices[0].message.tool_calls[0].function.arguments
+    assert orjson.loads(arguments) == {"text": secret}
