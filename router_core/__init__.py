@@ -24,6 +24,7 @@ from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
+from .streaming import sse_data
 
 __all__ = [
     "AUDIO",
@@ -56,5 +57,6 @@ __all__ = [
     "UpstreamFailure",
     "Usage",
     "hookimpl",
+    "sse_data",
     "hookspecs",
 ]

@@ -9,13 +9,11 @@ from typing import Any
 
 import orjson
 
-from router_core import Call, Provider, UpstreamFailure
+from router_core import Call, Provider, UpstreamFailure, sse_data
 from router_plugins.anthropic import messages
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
-# One SSE line longer than this is garbage, not a model's answer.
-MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
 class AnthropicProvider(Provider):
@@ -40,6 +38,13 @@ class AnthropicProvider(Provider):
         async with super().stream(codec, body) as chunks:
             yield self._relay(chunks)
 
+    async def _events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for data in sse_data(chunks):
+                yield data
+        except ValueError as exc:  # an over-long line: garbage, not a model talking
+            raise UpstreamFailure(f"provider '{self.name}' sent a malformed stream: {exc}") from None
+
     async def _relay(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Re-emit the upstream's events with the state ``messages.decode_event`` cannot keep.
 
@@ -50,7 +55,7 @@ class AnthropicProvider(Provider):
         """
         usage: dict[str, Any] = {}
         tool_index: dict[int, int] = {}
-        async for data in _sse_data(chunks):
+        async for data in self._events(chunks):
             try:
                 event = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -74,25 +79,3 @@ class AnthropicProvider(Provider):
                 usage.update(event.get("usage") or {})
                 event["usage"] = usage
             yield b"data: " + orjson.dumps(event) + b"\n\n"
-
-
-async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Each SSE event's ``data`` payload; the ``event:`` line repeats the JSON's ``type``."""
-    buffer = b""
-    data: list[bytes] = []
-    async for chunk in chunks:
-        buffer += chunk
-        if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer:
-            raise UpstreamFailure("an upstream stream line exceeds the size limit")
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if not line and data:
-                yield b"\n".join(data)
-                data = []
-            elif line.startswith(b"data:"):
-                data.append(line[5:].lstrip(b" "))
-    if buffer.startswith(b"data:"):
-        data.append(buffer[5:].lstrip(b" "))
-    if data:
-        yield b"\n".join(data)
