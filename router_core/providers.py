@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -80,6 +81,7 @@ class Provider:
         self.timeout = aiohttp.ClientTimeout(
             total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
         )
+        self.reply_timeout = aiohttp.ClientTimeout(total=config.total_timeout, sock_connect=config.connect_timeout)
         self.headers = {"Content-Type": "application/json", **config.headers, **self.auth_headers()}
 
     def auth_headers(self) -> dict[str, str]:
@@ -110,9 +112,14 @@ class Provider:
     async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body``; returns the parsed JSON answer or raises UpstreamFailure."""
         with self.transport_errors():
-            async with self.session.post(
-                self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
-            ) as resp:
+            # One timer for the wait to the headers instead of aiohttp's sock_read, which
+            # re-arms a timer on every chunk read: a non-streamed answer's first byte is the
+            # whole answer being ready, so this is the same bound at a fraction of the cost.
+            async with asyncio.timeout(self.config.first_byte_timeout):
+                resp = await self.session.post(
+                    self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.reply_timeout
+                )
+            async with resp:
                 await self._check(resp)
                 raw = await self._read_reply(resp)
         try:
