@@ -105,7 +105,7 @@ class Call:
         return last.text if last else ""
 
     def texts(self) -> Iterator[str]:
-        """Yield every piece of text that goes upstream (see :meth:`map_text`)."""
+        """Yield the conversation's text: message parts and tool-call arguments."""
         for message in self.messages:
             for part in message.parts:
                 if part.text:
@@ -116,15 +116,75 @@ class Call:
     def map_text(self, fn: Callable[[str], str]) -> None:
         """Replace every piece of text that goes upstream with ``fn(text)``.
 
-        Covers message parts of every role (instructions included) and tool-call
-        arguments; never media bytes.
+        Covers message parts of every role (instructions included), tool-call
+        arguments, and every string inside what the gateway does not model but still
+        forwards: unmodelled items and parts, unknown message keys, tool definitions and
+        the pass-through ``params`` (``metadata``, ``user`` …). Never media bytes or ids:
+        see :func:`map_strings`. Redaction relies on this being exhaustive.
         """
         for message in self.messages:
             for part in message.parts:
                 if part.text:
                     part.text = fn(part.text)
+                elif part.kind not in MEDIA_KINDS:
+                    map_strings(part.source, fn)
             for call in message.tool_calls:
                 call.arguments = fn(call.arguments)
+            if message.item is not None:
+                map_strings(message.item, fn)
+            map_strings(message.extra, fn)
+        for tool in self.tools:
+            tool.description = fn(tool.description) if tool.description else tool.description
+            map_strings(tool.parameters, fn)
+            map_strings(tool.extra, fn)
+        map_strings(self.params, fn)
+
+
+# Keys whose strings are identifiers, enums or media bytes: rewriting them breaks the
+# request and can never un-leak anything (base64 is not text a detector should read).
+_OPAQUE_KEYS = frozenset(
+    {
+        "type",
+        "id",
+        "call_id",
+        "role",
+        "status",
+        "model",
+        "image_url",
+        "url",
+        "data",
+        "file_data",
+        "file_id",
+        "file_url",
+        "format",
+        "detail",
+        "encrypted_content",
+        "result",
+        "b64_json",
+        "mime_type",
+        "media_type",
+    }
+)
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> None:
+    """Apply ``fn`` in place to every string inside dicts and lists, skipping opaque keys."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _OPAQUE_KEYS:
+                continue
+            if isinstance(item, str):
+                if item and not item.startswith("data:"):
+                    value[key] = fn(item)
+            elif isinstance(item, dict | list):
+                map_strings(item, fn)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                if item and not item.startswith("data:"):
+                    value[i] = fn(item)
+            elif isinstance(item, dict | list):
+                map_strings(item, fn)
 
 
 @attrs.define(slots=True)
