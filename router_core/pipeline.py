@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import uuid
 from types import ModuleType
 from typing import Any
@@ -26,6 +26,7 @@ from .streaming import DONE, encode_event, sse_data
 
 log = logging.getLogger("llm_router.pipeline")
 
+_HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -83,7 +84,7 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
 
 async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Response:
     await rt.host.call("post_response", ctx=ctx, reply=out)
-    return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=ctx.headers)
+    return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=safe_headers(ctx.headers))
 
 
 async def score(rt: Runtime, ctx: RequestContext) -> Scores:
@@ -91,7 +92,7 @@ async def score(rt: Runtime, ctx: RequestContext) -> Scores:
     scores = scores if scores is not None else Scores()
     if ctx.debug:  # x-router-debug: 1 asks to see the scores behind the decision
         shown = {k: v for k, v in attrs.asdict(scores).items() if k != "reasons"}
-        ctx.headers["x-router-scores"] = json.dumps(shown, separators=(",", ":"), default=str)
+        ctx.headers["x-router-scores"] = orjson.dumps(shown, default=str).decode()
     return scores
 
 
@@ -132,7 +133,7 @@ async def answer_locally(
     reply.usage.extra.update(ctx._usage_extra)
     if not ctx.call.stream:
         return await respond(rt, ctx, ReplyBody(codec, encode_reply(ctx, codec, reply)))
-    resp = web.StreamResponse(headers={**SSE_HEADERS, **ctx.headers})
+    resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
     await resp.prepare(request)
     encoder = codec.StreamEncoder(new_reply_id(codec), reply.model, ctx.call)
     named = codec is responses
@@ -152,6 +153,11 @@ def encode_reply(ctx: RequestContext, codec: ModuleType, reply: Reply) -> dict[s
     if codec is responses:
         return responses.encode_reply(reply, new_reply_id(codec), ctx.call)
     return chat.encode_reply(reply, new_reply_id(codec))
+
+
+def safe_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header values as HTTP allows them: a plugin may echo client text (a tag name) into one."""
+    return {k: v if v.isprintable() and v.isascii() else _HEADER_UNSAFE.sub("?", v) for k, v in headers.items()}
 
 
 def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
@@ -185,7 +191,7 @@ async def stream_answer(
 ) -> web.StreamResponse:
     async with upstream.stream(rt.host, ctx, routes, ctx.call) as (chunks, attempt):
         set_route_headers(ctx, attempt)
-        resp = web.StreamResponse(headers={**SSE_HEADERS, **ctx.headers})
+        resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
         await resp.prepare(request)
         relay = (
             passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
@@ -195,10 +201,12 @@ async def stream_answer(
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             log.info("client went away mid-stream; upstream request closed")
             return resp
-        except (UpstreamFailure, GatewayError, ValueError) as exc:
-            message = exc.message if isinstance(exc, (UpstreamFailure, GatewayError)) else str(exc)
-            log.warning("stream from %s failed mid-way: %s", attempt.route, message)
-            await resp.write(stream_error(codec, message))
+        except (UpstreamFailure, GatewayError) as exc:
+            log.warning("stream from %s failed mid-way: %s", attempt.route, type(exc).__name__)
+            await resp.write(stream_error(codec, exc.message))
+        except Exception as exc:  # garbage from upstream or a bug: the status is sent, so end the stream cleanly
+            log.warning("stream from %s broke mid-way: %s", attempt.route, type(exc).__name__)
+            await resp.write(stream_error(codec, f"the answer from provider '{attempt.route.name}' broke off"))
         await resp.write_eof()
         return resp
 

@@ -32,6 +32,8 @@ class UpstreamFailure(Exception):
     ``retryable`` says whether the next route may be tried (connection errors,
     timeouts, 429, 5xx, garbage); ``status`` is what the client sees if it was the
     last; ``retry_after`` is the upstream's Retry-After in seconds, if it sent one.
+    ``message`` is what the client may read; ``detail`` (the upstream's own words, for
+    a request it refused) is added to it but never logged: it may quote the request.
     """
 
     def __init__(
@@ -42,9 +44,11 @@ class UpstreamFailure(Exception):
         retryable: bool = True,
         retry_after: float | None = None,
         upstream_status: int | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
+        self.summary = message
+        self.message = f"{message}: {detail}" if detail else message
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
@@ -170,20 +174,35 @@ class Provider:
     async def _check(self, resp: aiohttp.ClientResponse) -> None:
         if resp.status < 300:
             return
-        raw = await resp.content.read(MAX_ERROR_BYTES)
-        message = self.scrub(_error_message(raw) or resp.reason or "error")
+        raw = await _read_limited(resp, MAX_ERROR_BYTES)
         retry_after = _retry_after(resp.headers.get("Retry-After"))
-        text = f"provider '{self.name}' answered {resp.status}: {message}"
+        text = f"provider '{self.name}' answered {resp.status}"
         if resp.status == 429:
             raise UpstreamFailure(text, status=429, retry_after=retry_after, upstream_status=429)
         if resp.status >= 500 or resp.status in (408, 409):
             raise UpstreamFailure(text, status=502, retry_after=retry_after, upstream_status=resp.status)
-        raise UpstreamFailure(text, status=resp.status, retryable=False, upstream_status=resp.status)
+        if resp.status in (401, 403):
+            # The gateway's own credentials were refused: not the client's fault, and
+            # another provider may well serve the request.
+            raise UpstreamFailure(f"provider '{self.name}' refused the gateway's credentials ({resp.status})")
+        # The upstream refused the request itself: the client needs its words to fix it.
+        detail = self.scrub(_error_message(raw) or resp.reason or "error")
+        raise UpstreamFailure(text, status=resp.status, retryable=False, upstream_status=resp.status, detail=detail)
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[provider key]")
         return text
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body (``content.read(n)`` may return less than has been sent)."""
+    raw = bytearray()
+    async for chunk in resp.content.iter_any():
+        raw += chunk
+        if len(raw) >= limit:
+            break
+    return bytes(raw[:limit])
 
 
 def _error_message(raw: bytes) -> str | None:

@@ -98,7 +98,7 @@ async def _serve(
             try:
                 result = await attempt(route)
             except UpstreamFailure as failure:
-                log.warning("route %s failed (attempt %d): %s", route, n + 1, failure.message)
+                log.warning("route %s failed (attempt %d): %s", route, n + 1, failure.summary)
                 last = failure
                 if not failure.retryable:
                     raise failure.to_error() from None

@@ -122,7 +122,8 @@ def _decode_part(raw: Any, param: str) -> Part:
     if kind == "input_file":
         return Part(FILE, source=source)
     if kind == "input_audio":
-        return Part(AUDIO, source=dict(source.get("input_audio") or source))
+        audio = source.get("input_audio", source)
+        return Part(AUDIO, source=dict(expect(audio, dict, f"{param}.input_audio", "an object")))
     expect(kind, str, f"{param}.type", "a string")
     return Part(kind, source=raw)
 

@@ -50,6 +50,24 @@ async def test_healthz_is_open(locked):
     assert resp.status == 200
 
 
+async def test_upstream_detail_is_scrubbed_of_keys(make_gateway, upstream, caplog):
+    caplog.set_level(logging.DEBUG)
+    from aiohttp import web
+
+    async def quoting(request, body):
+        return web.json_response(
+            {"error": {"message": "bad key sk-test-provider-secret-123 and prompt 'hi'"}}, status=400
+        )
+
+    upstream.handler = quoting
+    client = await make_gateway()
+    resp = await client.post("/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    text = await resp.text()
+    assert resp.status == 400
+    assert "[provider key]" in text and "sk-test-provider-secret-123" not in text
+    assert "prompt 'hi'" not in caplog.text  # the upstream's words reach the client, never the log
+
+
 async def test_no_key_in_logs_or_answers(make_gateway, upstream, caplog):
     caplog.set_level(logging.DEBUG)
     from aiohttp import web
@@ -63,9 +81,9 @@ async def test_no_key_in_logs_or_answers(make_gateway, upstream, caplog):
     client = await make_gateway()
     resp = await client.post("/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
     text = await resp.text()
-    assert resp.status == 401
+    assert resp.status == 502  # the gateway's credentials were refused: not the client's 401
+    assert "refused the gateway's credentials" in text
     assert "sk-test-provider-secret-123" not in text
-    assert "[provider key]" in text
     assert "sk-test-provider-secret-123" not in caplog.text
 
 
