@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -50,8 +51,15 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return json_error(MethodNotAllowed(f"{request.method} is not allowed on {request.path}."))
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    except Exception as exc:
+        # The type only (traceback at debug level): an exception's message may quote request text.
+        log.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.path,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
         return json_error(GatewayError("The gateway failed to handle the request."))
 
 
@@ -134,7 +142,11 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
             app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
             describe_providers(config)
             for impl in host.impls("router_startup"):
-                await host.run(impl, {"app": app, "config": config})
+                # Not host.run: a plugin that cannot start (a bad [plugins.x] table) must
+                # stop the gateway from serving, not be skipped.
+                started = impl.function(*[{"app": app, "config": config}[a] for a in impl.argnames])
+                if inspect.isawaitable(started):
+                    await started
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
             # Everything built so far lives as long as the process: keep the collector from
             # re-scanning it on every full collection (pauses that show up as p99 latency).

@@ -52,7 +52,13 @@ def _serve_one(config: Config, host: str, port: int, sock: socket.socket | None)
         for message in exc.messages:
             print(f"{config.path}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
-    web.run_app(app, sock=sock, host=None if sock else host, port=None if sock else port, access_log=None, print=None)
+    try:
+        web.run_app(
+            app, sock=sock, host=None if sock else host, port=None if sock else port, access_log=None, print=None
+        )
+    except (ConfigError, ValueError) as exc:  # a plugin refused its settings at startup
+        print(f"{config.path}: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def serve(args: argparse.Namespace) -> None:

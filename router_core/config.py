@@ -48,6 +48,21 @@ def _strict_list(type_: Any, conv: cattrs.Converter):
 converter.register_structure_hook_factory(lambda t: typing.get_origin(t) is list or t is list, _strict_list)
 
 
+def _objects_only(cl: type, conv: cattrs.Converter):
+    """An attrs class is built from a JSON object only (``true`` would fail deep inside cattrs)."""
+    inner = conv.gen_structure_attrs_fromdict(cl)
+
+    def structure(value: Any, t: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        return inner(value, t)
+
+    return structure
+
+
+converter.register_structure_hook_factory(attrs.has, _objects_only)
+
+
 class ConfigError(Exception):
     """plugins.toml is wrong; each message names the key path."""
 
@@ -65,7 +80,6 @@ class ServerConfig:
     api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
     # A request body above this is refused with 413 before it is parsed.
     max_body_bytes: int = 8 * 1024 * 1024
-    log_level: str = "info"
 
 
 @attrs.frozen

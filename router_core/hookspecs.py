@@ -1,16 +1,19 @@
 """The plugin API: every hook a plugin may implement, in the order the core calls them.
 
-Calling convention (decided once, here): the core walks the implementations itself
-in the order of ``[plugins].enabled`` in plugins.toml (plugins registered later, such
-as a test's throwaway plugin, come after), passes each only the arguments it names,
-and awaits any result that is awaitable. So every hook may be ``def`` or
-``async def``; ``firstresult`` below means the core stops at the first result that is
-not ``None`` *after* awaiting it.
+Calling convention (decided once, here): the core walks the implementations itself,
+``tryfirst`` ones first and ``trylast`` ones last, otherwise in the order of
+``[plugins].enabled`` in plugins.toml (plugins registered later, such as a test's
+throwaway plugin, come after); it passes each only the arguments it names and awaits
+any result that is awaitable. So every hook may be ``def`` or ``async def``;
+``firstresult`` below means the core stops at the first result that is not ``None``
+*after* awaiting it.
 
-Failure: a ``GatewayError`` raised by a hook reaches the client as is. Any other
-exception from a plugin whose module sets ``FAIL_CLOSED = True`` (redact, zdr, auth)
-refuses the request with a 500; from any other plugin it is logged, counted, and the
-plugin is skipped for that call (optimisations fail open).
+Failure: a ``GatewayError`` raised by a request hook reaches the client as is. Any
+other exception from a plugin whose module sets ``FAIL_CLOSED = True`` (redact, zdr)
+refuses the request with a 500; from any other plugin it is logged (type only),
+counted, and the plugin is skipped for that call (optimisations fail open). Such
+security plugins must come before every other ``pre_request`` implementation: the
+gateway refuses to start otherwise. An exception from ``router_startup`` stops startup.
 """
 
 from __future__ import annotations
@@ -117,8 +120,9 @@ def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | N
 
     :param routes: the previous implementation's result (first: the config's default
         ranking: the model's own provider, then the providers that ``serve`` it).
-    Returns the new list, or ``None`` to keep it. An empty list means nothing may
-    serve the request: raise a ``GatewayError`` that says why instead.
+    Returns the new list, or ``None`` to keep it. Prefer raising a ``GatewayError`` that
+    says why nothing may serve the request (403 for a policy); if the final list is
+    empty anyway, the core answers 502 ``no_route``.
     """
 
 

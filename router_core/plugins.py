@@ -38,9 +38,28 @@ class PluginHost:
             self.register(installed[name].load(), name)
         for name, plugin in extra:
             self.register(plugin, name)
+        self._check_security_first()
         for name in sorted(set(config.plugins.settings) - set(self.names)):
             # Not an error: switching a plugin off should not mean deleting its settings.
             log.warning("plugins.%s: settings for a plugin that is not enabled (a typo?)", name)
+
+    def _check_security_first(self) -> None:
+        """Fail-closed plugins (redaction) must rewrite the request before any other plugin reads it.
+
+        An optimisation plugin that ran first could send unmasked text to a scorer or a
+        planner, so a config that orders them so is refused rather than served.
+        """
+        seen_open: str | None = None
+        for impl in self.impls("pre_request"):
+            if not getattr(impl.plugin, "FAIL_CLOSED", False):
+                seen_open = seen_open or impl.plugin_name
+            elif seen_open:
+                raise ConfigError(
+                    [
+                        f"plugins.enabled: {impl.plugin_name!r} must come before {seen_open!r}: "
+                        "security plugins rewrite the request before any other plugin sees it"
+                    ]
+                )
 
     def register(self, plugin: object, name: str) -> None:
         if self.pm.has_plugin(name):
@@ -62,7 +81,12 @@ class PluginHost:
         impls = self._impls.get(hook)
         if impls is None:
             order = {name: i for i, name in enumerate(self.names)}
-            impls = sorted(getattr(self.pm.hook, hook).get_hookimpls(), key=lambda i: order[i.plugin_name])
+            # tryfirst / trylast (a built-in default marks itself trylast so that an
+            # installed plugin can take over), then the order of [plugins].enabled.
+            impls = sorted(
+                getattr(self.pm.hook, hook).get_hookimpls(),
+                key=lambda i: (-1 if i.tryfirst else 1 if i.trylast else 0, order[i.plugin_name]),
+            )
             for impl in impls:
                 self._is_async[impl.function] = inspect.iscoroutinefunction(impl.function)
             self._impls[hook] = impls

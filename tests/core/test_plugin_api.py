@@ -337,3 +337,57 @@ async def test_stream_end_reaches_hooks_once(make_gateway):
 
 def test_bad_request_is_importable_for_plugins():
     assert issubclass(BadRequest, Exception)
+
+
+class Secure:
+    FAIL_CLOSED = True
+
+    @hookimpl
+    def pre_request(self, ctx):
+        pass
+
+
+class Optimises:
+    @hookimpl
+    def pre_request(self, ctx):
+        pass
+
+
+def test_security_plugins_must_run_first(upstream):
+    config = parse_config(base_config(upstream.url), env={})
+    with pytest.raises(ConfigError, match="'secure' must come before 'optimises'"):
+        create_app(config, [("optimises", Optimises()), ("secure", Secure())])
+    create_app(config, [("secure", Secure()), ("optimises", Optimises())])
+
+
+async def test_tryfirst_and_trylast_beat_config_order(make_gateway):
+    order: list[str] = []
+
+    class Default:
+        @hookimpl(trylast=True)
+        def pre_request(self, ctx):
+            order.append("default")
+
+    class Override:
+        @hookimpl
+        def pre_request(self, ctx):
+            order.append("override")
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def pre_request(self, ctx):
+            order.append("early")
+
+    client = await make_gateway(plugins=[("default", Default()), ("override", Override()), ("early", Early())])
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    assert order == ["early", "override", "default"]
+
+
+async def test_a_plugin_that_cannot_start_stops_the_gateway(make_gateway):
+    class Broken:
+        @hookimpl
+        def router_startup(self, config):
+            raise ValueError("plugins.broken.size: must be positive")
+
+    with pytest.raises(ValueError, match="must be positive"):
+        await make_gateway(plugins=[("broken", Broken())])
