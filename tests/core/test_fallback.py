@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import openai
@@ -265,7 +266,7 @@ async def test_failing_provider_is_put_in_cooldown_then_probed(make_gateway, ups
         assert resp.headers["x-router-provider"] == "second"
     assert len(upstream.requests) == 2  # open after two failures: skipped since
     assert len(second.requests) == 4
-    time.sleep(0.35)  # the cooldown passes; the next request is the half-open probe
+    await asyncio.sleep(0.35)  # the cooldown passes; the next request is the half-open probe
     upstream.handler = None
     resp = await post(client)
     assert resp.headers["x-router-provider"] == "first"
