@@ -25,6 +25,7 @@ from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, Up
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
 from .streaming import sse_data
+from .upstream import try_routes
 
 __all__ = [
     "AUDIO",
@@ -58,5 +59,6 @@ __all__ = [
     "Usage",
     "hookimpl",
     "sse_data",
+    "try_routes",
     "hookspecs",
 ]

@@ -114,14 +114,21 @@ class Provider:
         return self.base_url + self.paths[codec.NAME]
 
     async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body``; returns the parsed JSON answer or raises UpstreamFailure."""
+        """POST ``body`` in ``codec``'s dialect; returns the parsed JSON answer or raises UpstreamFailure."""
+        return await self.post_json(self.url(codec), body)
+
+    async def post_json(
+        self, url: str, body: dict[str, Any], first_byte_timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST ``body`` to any of the provider's endpoints (a plugin's too, e.g. images) with its
+        key, timeouts, error mapping and size limit; returns the JSON object it answered."""
         with self.transport_errors():
             # One timer for the wait to the headers instead of aiohttp's sock_read, which
             # re-arms a timer on every chunk read: a non-streamed answer's first byte is the
             # whole answer being ready, so this is the same bound at a fraction of the cost.
-            async with asyncio.timeout(self.config.first_byte_timeout):
+            async with asyncio.timeout(first_byte_timeout or self.config.first_byte_timeout):
                 resp = await self.session.post(
-                    self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.reply_timeout
+                    url, data=orjson.dumps(body), headers=self.headers, timeout=self.reply_timeout
                 )
             async with resp:
                 await self._check(resp)

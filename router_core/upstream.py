@@ -72,7 +72,7 @@ def _give_up(failures: list[UpstreamFailure]) -> Exception:
     return last.to_error()
 
 
-async def _serve(
+async def try_routes(
     routes: list[Route], attempt: Callable[[Route], Awaitable[T]]
 ) -> tuple[T, Route, list[UpstreamFailure], int]:
     """Run ``attempt`` along ``routes``: retry a route while it may be retried, then fall back.
@@ -131,7 +131,7 @@ async def send(
                 f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply"
             ) from None
 
-    (codec, answer, reply), route, failures, retries = await _serve(routes, attempt)
+    (codec, answer, reply), route, failures, retries = await try_routes(routes, attempt)
     return answer, reply, Attempt(route, codec, failures, retries)
 
 
@@ -159,7 +159,7 @@ async def stream(
             raise
         return stack, codec, first, chunks
 
-    (stack, codec, first, chunks), route, failures, retries = await _serve(routes, attempt)
+    (stack, codec, first, chunks), route, failures, retries = await try_routes(routes, attempt)
     async with stack:
         yield _relay(first, chunks, route), Attempt(route, codec, failures, retries)
 

@@ -7,14 +7,28 @@ import logging
 from typing import Any
 
 import aiohttp
-import orjson
 
-from router_core import IMAGE, BadRequest, Message, Part, Reply, RequestContext, Route, UpstreamError, Usage, hookimpl
+from router_core import (
+    IMAGE,
+    BadRequest,
+    Message,
+    Part,
+    Reply,
+    RequestContext,
+    Route,
+    UpstreamFailure,
+    Usage,
+    hookimpl,
+    try_routes,
+)
 
 log = logging.getLogger("llm_router.image")
 
 # Image generation is slow (tens of seconds) but should not hang a client forever.
-TIMEOUT = aiohttp.ClientTimeout(total=180)
+GENERATION_TIMEOUT = 180.0
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=60)
+# A generated image is a few MB at most; a bigger download is not an image we asked for.
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
 
 @hookimpl
@@ -46,37 +60,24 @@ async def select_model(ctx: RequestContext) -> str | None:
 async def serve_request(ctx: RequestContext, routes: list[Route]) -> Reply | None:
     if not ctx.plugin_state.get("image"):
         return None
-    failures = []
-    for route in routes:
-        try:
-            answer = await generate(route, ctx.call.prompt, ctx.config.plugin_settings("image"))
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("image generation on %s failed: %s", route, exc)
-            failures.append(f"{route.name}: {exc}")
-            continue
-        ctx.headers["x-router-provider"] = route.name
-        ctx.headers["x-router-fallbacks"] = str(len(failures))
-        return await to_reply(route, answer, ctx.call.dialect)
-    raise UpstreamError("Image generation failed on every route (" + "; ".join(failures) + ").", code="upstream_error")
+    settings = ctx.config.plugin_settings("image")
 
+    async def generate(route: Route) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": route.model, "prompt": ctx.call.prompt, "n": 1}
+        for key in ("size", "quality", "response_format"):  # [plugins.image] may set them
+            if key in settings:
+                body[key] = settings[key]
+        provider = route.provider
+        answer = await provider.post_json(f"{provider.base_url}/images/generations", body, GENERATION_TIMEOUT)
+        if not isinstance(answer.get("data"), list) or not answer["data"] or not isinstance(answer["data"][0], dict):
+            raise UpstreamFailure(f"provider '{provider.name}' answered without an image")
+        return answer
 
-async def generate(route: Route, prompt: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """POST the provider's ``/images/generations``; the decoded answer, or an error naming the status."""
-    body: dict[str, Any] = {"model": route.model, "prompt": prompt, "n": 1}
-    for key in ("size", "quality", "response_format"):  # [plugins.image] may set them
-        if key in settings:
-            body[key] = settings[key]
-    provider = route.provider
-    async with provider.session.post(
-        f"{provider.base_url}/images/generations", data=orjson.dumps(body), headers=provider.headers, timeout=TIMEOUT
-    ) as resp:
-        raw = await resp.read()
-        if resp.status >= 400:
-            raise ValueError(f"HTTP {resp.status}")  # the body may echo the key: never relay it
-    answer = orjson.loads(raw)
-    if not isinstance(answer, dict) or not answer.get("data"):
-        raise ValueError("no image in the answer")
-    return answer
+    # The core's route walk: keys, breaker, retries and fallback as for any request.
+    answer, route, failures, _ = await try_routes(routes, generate)
+    ctx.headers["x-router-provider"] = route.name
+    ctx.headers["x-router-fallbacks"] = str(len(failures))
+    return await to_reply(route, answer, ctx.call.dialect)
 
 
 async def to_reply(route: Route, answer: dict[str, Any], dialect: str) -> Reply:
@@ -93,9 +94,15 @@ async def to_reply(route: Route, answer: dict[str, Any], dialect: str) -> Reply:
 
 
 async def fetch_base64(route: Route, url: str) -> str | None:
+    """The image behind a provider's URL, base64-encoded (the Responses item carries bytes)."""
     try:
-        async with route.provider.session.get(url, timeout=TIMEOUT) as resp:
-            return base64.b64encode(await resp.read()).decode() if resp.status < 400 else None
+        async with route.provider.session.get(url, timeout=FETCH_TIMEOUT) as resp:
+            if resp.status >= 400 or (resp.content_length or 0) > MAX_IMAGE_BYTES:
+                return None
+            data = await resp.content.read(MAX_IMAGE_BYTES + 1)
+            while len(data) <= MAX_IMAGE_BYTES and not resp.content.at_eof():
+                data += await resp.content.read(MAX_IMAGE_BYTES + 1 - len(data))
+            return base64.b64encode(data).decode() if len(data) <= MAX_IMAGE_BYTES else None
     except (aiohttp.ClientError, TimeoutError):
-        log.warning("could not fetch the generated image from %s", url.split("?")[0])
+        log.warning("could not fetch the generated image from provider %s", route.name)
         return None
