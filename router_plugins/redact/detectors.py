@@ -88,7 +88,9 @@ def _in_url_authority(text: str, start: int) -> bool:
 
 # ---------------------------------------------------------------- phone
 
-_PHONE_INTL = re.compile(r"(?<!\+)\+[1-9]\d{0,3}(?:[ .\-]?\(\d{1,4}\)|[ .\-]?\d{1,6}){1,6}(?![\w])")
+# Possessive digit groups: a run of digits is split into groups one way only, so a long
+# run after a "+" fails at once instead of trying every way of cutting it.
+_PHONE_INTL = re.compile(r"(?<!\+)\+[1-9]\d{0,3}+(?:[ .\-]?\(\d{1,4}\)|[ .\-]?\d{1,6}+){1,6}(?![\w])")
 _PHONE_NANP = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w\-]|\.\d)")
 # Trunk-prefix national formats (UK 020 7946 0958, FR 06 12 34 56 78, DE 030 12345678).
 _PHONE_NATIONAL = re.compile(r"0\d{1,4}(?:[ \-/.]\d{2,8}){1,4}(?![\w\-/:]|\.\d)")

@@ -59,9 +59,25 @@ def gateway_fields() -> dict[str, Any]:
     return {"redact": RedactSettings}
 
 
+# id(config) → (config, mode). The config is unhashable (it holds dicts) and frozen, so
+# the mode cannot live on it; holding the config keeps its id from being reused.
+_MODES: dict[int, tuple[Any, str]] = {}
+MAX_CONFIGS = 8  # one per running app; tests build many
+
+
+def configured_mode(config: Any) -> str:
+    """``[plugins.redact] mode`` of ``config``, read and validated once per config object."""
+    hit = _MODES.get(id(config))
+    if hit is None or hit[0] is not config:
+        if len(_MODES) >= MAX_CONFIGS:
+            _MODES.clear()
+        hit = _MODES[id(config)] = (config, read_mode(config.plugin_settings("redact")))
+    return hit[1]
+
+
 @hookimpl
 def router_startup(config: Any) -> None:
-    read_mode(config.plugin_settings("redact"))
+    configured_mode(config)  # a wrong mode stops startup; requests then only look it up
 
 
 @hookimpl
@@ -73,7 +89,7 @@ def pre_request(ctx: RequestContext) -> None:
     detectors = [DETECTORS[name] for name in settings.enabled]
     if not detectors and not custom:
         return
-    restore = read_mode(ctx.config.plugin_settings("redact")) == "restore"
+    restore = configured_mode(ctx.config) == "restore"
     redaction = Redaction(detectors, custom, restore)
     ctx.call.map_text(redaction.redact_text)
     ctx.plugin_state[STATE] = redaction

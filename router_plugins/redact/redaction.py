@@ -15,6 +15,7 @@ from .detectors import DETECTORS, Detector, Finding
 from .restore import StreamRestorer
 
 ORDER = (*DETECTORS, "custom")  # header order, and who wins a tie between two detectors
+RANK = {name: i for i, name in enumerate(ORDER)}
 
 
 @functools.lru_cache(maxsize=len(DETECTORS) * 8)
@@ -51,22 +52,26 @@ def find_near_seeds(text: str, detector: Detector) -> list[Finding]:
         else:
             windows.append([start, end])
     found: list[Finding] = []
-    for start, end in windows:
-        found.extend(_find_in_window(text, detector, start, end))
+    i = 0
+    while i < len(windows):
+        start, end = windows[i]
+        i += 1
+        margin = MARGIN
+        while True:
+            # A window that grew takes in the windows it reached: each part of the text
+            # is searched a bounded number of times, however many seeds one value spans.
+            while i < len(windows) and windows[i][0] <= end:
+                end = max(end, windows[i][1])
+                i += 1
+            window = text[start:end]
+            hits = list(detector.find(window))
+            # A window's edge is not the text's edge: a finding touching it may be cut short.
+            if not any((f.start == 0 and start > 0) or (f.end == len(window) and end < len(text)) for f in hits):
+                break
+            margin *= 2
+            start, end = max(0, start - margin), min(len(text), end + margin)
+        found.extend(f._replace(start=f.start + start, end=f.end + start) for f in hits)
     return found
-
-
-def _find_in_window(text: str, detector: Detector, start: int, end: int) -> list[Finding]:
-    margin = MARGIN
-    while True:
-        window = text[start:end]
-        found = list(detector.find(window))
-        # A window's edge is not the text's edge: a finding touching it may be cut short.
-        cut = any((f.start == 0 and start > 0) or (f.end == len(window) and end < len(text)) for f in found)
-        if not cut:
-            return [f._replace(start=f.start + start, end=f.end + start) for f in found]
-        margin *= 2
-        start, end = max(0, start - margin), min(len(text), end + margin)
 
 
 def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = ()) -> list[Finding]:
@@ -84,8 +89,7 @@ def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = (
         found.extend(find_custom(text, custom))
     if len(found) < 2:
         return found
-    rank = {name: i for i, name in enumerate(ORDER)}
-    found.sort(key=lambda f: (f.start, f.start - f.end, rank[f.detector]))
+    found.sort(key=lambda f: (f.start, f.start - f.end, RANK[f.detector]))
     kept: list[Finding] = []
     end = -1
     for finding in found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -192,3 +193,66 @@ def test_restore_round_trips_generated_pii(items, data):
     for value in values:
         assert secret_part(value) not in out
     assert restore_text(out, redaction.originals) == text
+
+
+# ---------------------------------------------------------------- linear time
+
+ADVERSARIAL_SIZE = 65_536
+# Generous: every input takes a few milliseconds; a quadratic pattern takes seconds.
+MAX_SECONDS = 0.5
+
+
+def _repeat(unit: str, suffix: str = "") -> str:
+    body = unit * (ADVERSARIAL_SIZE // len(unit) + 1)
+    return body[: ADVERSARIAL_SIZE - len(suffix)] + suffix
+
+
+def _adversarial() -> dict[str, str]:
+    rng = __import__("random").Random(7)
+    return {
+        "a_ password": _repeat("a_", " password=1"),
+        "a- secret": _repeat("a-", " secret: x"),
+        "a_ token": _repeat("a_", "token"),
+        "dashes": _repeat("-"),
+        "a@": _repeat("a@"),
+        "1 ": _repeat("1 "),
+        "::": _repeat("::"),
+        "sk-": _repeat("sk-", "."),
+        "-sk-": _repeat("-sk-a"),
+        "xoxb-": _repeat("xoxb-", "_"),
+        "github_pat_": _repeat("github_pat_", "-"),
+        "-eyJ": _repeat("-eyJ"),
+        "jwt payload": "eyJaaaaa.eyJ" + _repeat("-eyJ"),
+        "zeros": _repeat("0"),
+        "a. @": _repeat("a.", "@"),
+        "@ a.": "x@" + _repeat("a."),
+        "+1 digits": _repeat("+1" + "2" * 40 + " "),
+        "+1(": _repeat("+1(2)"),
+        "pem": _repeat("-----BEGIN A PRIVATE KEY-----"),
+        "scheme run": _repeat("a.", "://b:c"),
+        "url colons": "a://" + _repeat(":"),
+        "bearer": "Bearer " + _repeat("a"),
+        "password spaces": "password" + _repeat(" "),
+        "1.": _repeat("1."),
+        "ipv6 run": _repeat("1." * 500 + "1::1."),
+        "key run": "sk-" + _repeat("a" * 1000 + "-sk-"),
+        "iban": _repeat("DE12 "),
+        "digits": _repeat("4"),
+        "punctuation": "".join(rng.choice("-_.:@/+=' \"\\()") for _ in range(ADVERSARIAL_SIZE)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_adversarial()))
+def test_detectors_are_linear_on_adversarial_input(name):
+    """Every built-in pattern runs on client text with a backtracking engine: no input may make it quadratic."""
+    text = _adversarial()[name]
+    slowest = []
+    start = time.perf_counter()
+    Redaction(list(DETECTORS.values())).redact_text(text)  # the seed set and the windows
+    slowest.append((time.perf_counter() - start, "all"))
+    for detector in DETECTORS.values():  # each finder over the whole text, without windows
+        start = time.perf_counter()
+        list(detector.find(text))
+        slowest.append((time.perf_counter() - start, detector.name))
+    seconds, detector = max(slowest)
+    assert seconds < MAX_SECONDS, f"{detector} took {seconds:.2f} s on 64 KB of {name!r}"
