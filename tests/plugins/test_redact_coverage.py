@@ -37,7 +37,10 @@ async def test_media_bytes_and_ids_are_left_alone(make_gateway, upstream):
     await client.chat.completions.create(
         model="openai/gpt-4o",
         messages=[
-            {"role": "user", "content": [{"type": "text", "text": EMAIL}, {"type": "image_url", "image_url": {"url": image}}]}
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": EMAIL}, {"type": "image_url", "image_url": {"url": image}}],
+            }
         ],
     )
     parts = upstream.last.json["messages"][0]["content"]
