@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from router_core import TEXT, Call, Message
-from router_plugins.words import content_stems
+from router_plugins.words import content_stems, last_user_index
 
 # Shared content words that make an old turn worth keeping for a prompt that does not depend on the history.
 MIN_SHARED_WORDS = 2
+
+
+def _whole_number(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"plugins.history.{attribute.name}: expected a whole number ≥ 0, got {value!r}")
 
 
 @attrs.frozen
 class Limits:
     """From ``[plugins.history]``: a text block longer than ``max_chars`` keeps its head and tail."""
 
-    max_chars: int = 2000
-    head_chars: int = 800
-    tail_chars: int = 400
+    max_chars: int = attrs.field(default=2000, validator=_whole_number)
+    head_chars: int = attrs.field(default=800, validator=_whole_number)
+    tail_chars: int = attrs.field(default=400, validator=_whole_number)
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.head_chars + self.tail_chars < self.max_chars:
-            raise ValueError("plugins.history: head_chars + tail_chars must be less than max_chars")
+        if not self.head_chars + self.tail_chars < self.max_chars:
+            raise ValueError(
+                f"plugins.history.head_chars + tail_chars ({self.head_chars} + {self.tail_chars}) "
+                f"must be less than plugins.history.max_chars ({self.max_chars})"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+        """``[plugins.history]`` → Limits; a ValueError naming the key for anything wrong."""
+        known = {a.name for a in attrs.fields(cls)}
+        for key in settings:
+            if key not in known:
+                raise ValueError(f"plugins.history.{key}: unknown setting (known: {', '.join(sorted(known))})")
+        return cls(**settings)
 
 
 @attrs.define
@@ -41,7 +60,7 @@ def compress(call: Call, limits: Limits) -> Compression:
     message and everything after it (an ongoing tool loop), and tool calls with their results
     (a message linked to a kept one by a tool-call id is kept too).
     """
-    last = _last_user_index(call.messages)
+    last = last_user_index(call.messages)
     if last is None:
         return Compression()
     prompt = content_stems(call.messages[last].text)
@@ -126,13 +145,6 @@ def _keep_tool_pairs(messages: list[Message], keep: list[bool]) -> None:
             if not keep[j]:
                 keep[j] = True
                 pending.append(j)
-
-
-def _last_user_index(messages: list[Message]) -> int | None:
-    for i in range(len(messages) - 1, -1, -1):
-        if messages[i].role == "user":
-            return i
-    return None
 
 
 def _label(message: Message) -> str:

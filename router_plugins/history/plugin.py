@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from router_core import Config, GatewayField, RequestContext, hookimpl
+from router_plugins.scorer.state import PerConfig
 from router_plugins.tokens import count_text, message_tokens, record_saved
 
 from .compress import Limits, compress
@@ -28,9 +29,13 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
+# [plugins.history] parsed once per app (per config); see router_plugins/scorer/state.py.
+_limits: PerConfig[Limits] = PerConfig(lambda config: Limits.from_settings(config.plugin_settings("history")))
+
+
 @hookimpl
 def router_startup(config: Config) -> None:
-    Limits(**config.plugin_settings("history"))  # a wrong [plugins.history] key fails at startup, not per request
+    _limits.get(config)  # a wrong [plugins.history] table stops startup; requests only look it up
 
 
 @hookimpl
@@ -45,7 +50,7 @@ async def pre_request(ctx: RequestContext) -> None:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    result = compress(ctx.call, Limits(**ctx.config.plugin_settings("history")))
+    result = compress(ctx.call, _limits.get(ctx.config))
     # Media scores are keyed by message index: keep them pointing at the same parts.
     scores.media_relevance = {
         f"{result.index_map[int(i)]}:{j}": v

@@ -8,9 +8,11 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+import attrs
 import orjson
 
-from router_core import Call, Message, RequestContext, Scores, hookimpl
+from router_core import Call, Config, Message, RequestContext, Scores, hookimpl
+from router_plugins.scorer.state import PerConfig
 
 log = logging.getLogger("llm_router.llm_scorer")
 
@@ -26,20 +28,69 @@ SYSTEM = (
     '"tool_relevance": {<tool name>: 0..1}}'
 )
 
-# Scores per prompt hash, shared by the process's requests; bounded, least recently used evicted.
-_cache: OrderedDict[str, Scores] = OrderedDict()
+
+@attrs.frozen
+class Settings:
+    """``[plugins.llm-scorer]``: no ``model`` means the plugin stays out of the way."""
+
+    model: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    cache_size: int = CACHE_SIZE
+
+
+def read_settings(table: dict[str, Any]) -> Settings:
+    """``[plugins.llm-scorer]`` → Settings; a ValueError naming the key for anything wrong."""
+    known = {a.name for a in attrs.fields(Settings)}
+    for key in table:
+        if key not in known:
+            raise ValueError(f"plugins.llm-scorer.{key}: unknown setting (known: {', '.join(sorted(known))})")
+    model, timeout, size = (
+        table.get("model"),
+        table.get("timeout", DEFAULT_TIMEOUT),
+        table.get("cache_size", CACHE_SIZE),
+    )
+    if model is not None and not isinstance(model, str):
+        raise ValueError(f"plugins.llm-scorer.model: expected a model name ('provider/model'), got {model!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"plugins.llm-scorer.timeout: expected a number of seconds > 0, got {timeout!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"plugins.llm-scorer.cache_size: expected a whole number ≥ 0, got {size!r}")
+    return Settings(model=model or None, timeout=float(timeout), cache_size=size)
+
+
+@attrs.define
+class Scorer:
+    """One app's settings and its cache of scores per request hash (bounded, least recently used evicted)."""
+
+    settings: Settings
+    cache: OrderedDict[str, Scores] = attrs.field(factory=OrderedDict)
+
+    def remember(self, key: str, scores: Scores) -> None:
+        self.cache[key] = scores
+        while len(self.cache) > self.settings.cache_size:
+            self.cache.popitem(last=False)
+
+
+# One Scorer per app (per config), built at startup: apps and tests never share a cache.
+# See router_plugins/scorer/state.py.
+_scorers: PerConfig[Scorer] = PerConfig(lambda config: Scorer(read_settings(config.plugin_settings("llm-scorer"))))
+
+
+@hookimpl
+def router_startup(config: Config) -> None:
+    _scorers.get(config)  # a wrong [plugins.llm-scorer] table stops startup; requests only look it up
 
 
 @hookimpl(tryfirst=True)
 async def score_request(ctx: RequestContext) -> Scores | None:
-    settings = ctx.config.plugin_settings("llm-scorer")
-    model = settings.get("model")
+    scorer = _scorers.get(ctx.config)
+    model = scorer.settings.model
     if not model:
         return None
     request = scoring_request(ctx)
     key = hashlib.sha256(orjson.dumps([model, request])).hexdigest()
-    if (hit := _cache.get(key)) is not None:
-        _cache.move_to_end(key)
+    if (hit := scorer.cache.get(key)) is not None:
+        scorer.cache.move_to_end(key)
         return _copy(hit)
     call = Call(
         dialect="chat",
@@ -48,14 +99,12 @@ async def score_request(ctx: RequestContext) -> Scores | None:
     )
     call.params = {"temperature": 0, "response_format": {"type": "json_object"}}
     try:
-        reply = await asyncio.wait_for(ctx.complete(call), settings.get("timeout", DEFAULT_TIMEOUT))
-        scores = parse_scores(reply.text, ctx)
+        reply = await asyncio.wait_for(ctx.complete(call), scorer.settings.timeout)
+        scores = parse_scores(reply.text, ctx, model)
     except Exception as exc:  # slow, down or nonsense: the local scorer answers instead
         log.warning("llm-scorer %s gave no scores (%s); local scorer used", model, type(exc).__name__)
         return None
-    _cache[key] = scores
-    if len(_cache) > settings.get("cache_size", CACHE_SIZE):
-        _cache.popitem(last=False)
+    scorer.remember(key, scores)
     return _copy(scores)
 
 
@@ -76,7 +125,7 @@ def _unit(value: Any, default: float) -> float:
     )
 
 
-def parse_scores(text: str, ctx: RequestContext) -> Scores:
+def parse_scores(text: str, ctx: RequestContext, model: str) -> Scores:
     """The model's JSON → Scores; unknown tags and tools are dropped, numbers clamped to 0..1."""
     data = orjson.loads(text.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
     if not isinstance(data, dict) or "complexity" not in data:
@@ -91,7 +140,7 @@ def parse_scores(text: str, ctx: RequestContext) -> Scores:
         wants_image=data.get("wants_image") is True,
         history_dependency=_unit(data.get("history_dependency"), 1.0),
         tool_relevance={k: _unit(v, 1.0) for k, v in (data.get("tool_relevance") or {}).items() if k in tool_names},
-        reasons={"scorer": f"llm-scorer ({ctx.config.plugin_settings('llm-scorer').get('model')})"},
+        reasons={"scorer": f"llm-scorer ({model})"},
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from router_core import FILE, MEDIA_KINDS, TEXT, Config, Part, RequestContext, hookimpl
+from router_plugins.scorer.state import PerConfig
 from router_plugins.tokens import count_text, media_tokens, record_saved
+from router_plugins.words import last_user_index
 
 FIELD = "mediaOptimization"
 # Below this relevance an earlier media part is not sent; [plugins.media] threshold overrides it.
@@ -17,21 +19,37 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: bool}
 
 
+def _read_threshold(config: Config) -> float:
+    settings = config.plugin_settings("media")
+    for key in settings:
+        if key != "threshold":
+            raise ValueError(f"plugins.media.{key}: unknown setting (known: threshold)")
+    value = settings.get("threshold", THRESHOLD)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"plugins.media.threshold: expected a number in 0..1, got {value!r}")
+    return float(value)
+
+
+# [plugins.media] parsed once per app (per config); see router_plugins/scorer/state.py.
+_thresholds: PerConfig[float] = PerConfig(_read_threshold)
+
+
 @hookimpl
 def router_startup(config: Config) -> None:
-    _threshold(config)  # a wrong [plugins.media] value fails at startup, not per request
+    _thresholds.get(config)  # a wrong [plugins.media] table stops startup; requests only look it up
 
 
 @hookimpl
 async def pre_request(ctx: RequestContext) -> None:
     if not ctx.gateway.get(FIELD):
         return
-    last = _last_user_index(ctx)
+    # Media from the latest user message on is never removed.
+    last = last_user_index(ctx.call.messages) or 0
     earlier = [(i, j) for i in range(last) for j, p in enumerate(ctx.call.messages[i].parts) if p.kind in MEDIA_KINDS]
     if not earlier:
         return
     relevance = (await ctx.scores()).media_relevance
-    threshold = _threshold(ctx.config)
+    threshold = _thresholds.get(ctx.config)
     model, saved, removed, kept = ctx.call.model, 0, [], []
     for i, j in earlier:
         key = f"{i}:{j}"
@@ -53,18 +71,3 @@ def _marker(part: Part) -> str:
     name = part.source.get("filename") if part.kind == FILE else None
     what = f"file {name}" if name else part.kind
     return f"[{what} removed: not needed for this question]"
-
-
-def _threshold(config: Config) -> float:
-    value = config.plugin_settings("media").get("threshold", THRESHOLD)
-    if not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"plugins.media.threshold: expected a number in 0..1, got {value!r}")
-    return float(value)
-
-
-def _last_user_index(ctx: RequestContext) -> int:
-    """Media from the latest user message on is never removed."""
-    for i in range(len(ctx.call.messages) - 1, -1, -1):
-        if ctx.call.messages[i].role == "user":
-            return i
-    return 0

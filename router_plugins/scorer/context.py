@@ -6,7 +6,14 @@ import re
 from typing import TYPE_CHECKING
 
 from router_core import AUDIO, FILE, IMAGE, MEDIA_KINDS, Call, Message, Tool
-from router_plugins.words import cached_stems, content_stems, split_identifier, words
+from router_plugins.words import (
+    CACHED_TEXT_CHARS,
+    cached_stems,
+    content_stems,
+    last_user_index,
+    split_identifier,
+    words,
+)
 
 if TYPE_CHECKING:
     from .embed import Embedder
@@ -48,7 +55,7 @@ FOLLOW_UP_VERB = re.compile(
 
 def history_dependency(call: Call, embedder: Embedder | None) -> tuple[float, str]:
     """0..1: how much the latest user message depends on the turns before it, and why."""
-    last = _last_user_index(call)
+    last = last_user_index(call.messages)
     if last is None:
         return 0.0, "no user message"
     if any(m.role == "tool" or m.tool_calls for m in call.messages[last + 1 :]):
@@ -83,7 +90,7 @@ def _history_similarity(prompt: str, earlier: list[Message], embedder: Embedder 
     if not recent:
         return 0.0, "no earlier text"
     if embedder is not None:
-        best = float(embedder.similarity(prompt, recent).max())
+        best = float(embedder.similarity_to_texts(prompt, recent).max())
         # WordLlama: unrelated turns sit near 0.1, the same subject near 0.45 and above.
         return max(0.0, min(1.0, (best - 0.15) / 0.35)) * 0.9, f"semantic similarity to recent turns {best:.2f}"
     mine = content_stems(prompt)
@@ -91,13 +98,6 @@ def _history_similarity(prompt: str, earlier: list[Message], embedder: Embedder 
         return 0.0, "no content words"
     shared = max(len(mine & content_stems(text)) for text in recent)
     return min(1.0, shared / len(mine) * 1.5) * 0.9, f"{shared} content words shared with recent turns"
-
-
-def _last_user_index(call: Call) -> int | None:
-    for i in range(len(call.messages) - 1, -1, -1):
-        if call.messages[i].role == "user":
-            return i
-    return None
 
 
 def _conversational(message: Message) -> bool:
@@ -129,7 +129,7 @@ VISUAL_VERB = re.compile(r"\b(see|look|shows?|shown|depict\w*|visible|colou?rs?|
 
 def media_relevance(call: Call, embedder: Embedder | None) -> dict[str, float]:
     """Per media part before the latest user message, keyed ``"<message>:<part>"``: 0..1 how much the prompt needs it."""
-    last = _last_user_index(call)
+    last = last_user_index(call.messages)
     if last is None:
         return {}
     prompt = call.messages[last].text.lower()
@@ -156,7 +156,7 @@ def media_relevance(call: Call, embedder: Embedder | None) -> dict[str, float]:
             score = 0.7
         elif part.kind == IMAGE and VISUAL_VERB.search(prompt) and newest[IMAGE] == (i, j):
             score = 0.6
-        elif MEDIA_PRONOUN.search(prompt) and i == _previous_user_index(call, last):
+        elif MEDIA_PRONOUN.search(prompt) and i == last_user_index(call.messages, before=last):
             score = 0.6  # "what does it mean?" right after sending something
         scores[f"{i}:{j}"] = round(max(score, caption_sim), 3)
     return scores
@@ -167,7 +167,7 @@ def _caption_similarity(prompt: str, captions: list[str], embedder: Embedder | N
     if embedder is None or not prompt.strip():
         mine = content_stems(prompt)
         return [min(0.8, 0.2 * len(mine & content_stems(c))) if c else 0.0 for c in captions]
-    sims = embedder.similarity(prompt, [c or "." for c in captions])
+    sims = embedder.similarity_to_texts(prompt, [c or "." for c in captions])
     # Only a clear topical match counts: WordLlama puts unrelated text near 0.1.
     return [max(0.0, min(0.8, (float(s) - 0.3) / 0.3)) if c else 0.0 for s, c in zip(sims, captions, strict=True)]
 
@@ -185,13 +185,6 @@ def _media_name(part: object) -> str | None:
 def _stem_name(name: str) -> str:
     base = name.rsplit(".", 1)[0]
     return base.lower() if len(base) >= 4 else ""
-
-
-def _previous_user_index(call: Call, last: int) -> int | None:
-    for i in range(last - 1, -1, -1):
-        if call.messages[i].role == "user":
-            return i
-    return None
 
 
 # ---------------------------------------------------------------- tool relevance
@@ -234,4 +227,5 @@ def _tool_text(tool: Tool) -> str:
     params = (tool.parameters or {}).get("properties") or {}
     names = " ".join(split_identifier(str(p)) for p in params) if isinstance(params, dict) else ""
     kind = "" if tool.type == "function" else tool.type.replace("_", " ")
-    return f"{split_identifier(tool.name)} {kind}: {tool.description[:1000]} {names}".strip()
+    text = f"{split_identifier(tool.name)} {kind}: {tool.description[:1000]} {names}"
+    return text[:CACHED_TEXT_CHARS].strip()  # cached by text: bounded whatever the client sends

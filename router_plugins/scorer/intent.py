@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from router_plugins.words import CACHED_TEXT_CHARS, cached_stems, content_words, stem
+
+from .embed import PROMPT_CHARS
 from .lexicon import cue_words
-from .text import cached_stems, content_words, stem
 
 if TYPE_CHECKING:
     from .embed import Embedder
@@ -41,16 +43,17 @@ def match_tags(prompt: str, tags: Sequence[Any], embedder: Embedder | None) -> t
     """(best tag name or None, each tag's match 0..1, why) for ``tags`` with ``name``/``description``."""
     if not tags:
         return None, {}, "no tags"
-    words = content_words(prompt)[:MAX_WORDS]
+    words = content_words(prompt[:PROMPT_CHARS])[:MAX_WORDS]
     prompt_stems = frozenset(stem(w) for w in words)
-    profiles = [tag_profile(t.name, t.description) for t in tags]
+    # Cut before the cache: a client's 8 MB description must not become a cache key.
+    profiles = [tag_profile(t.name[:CACHED_TEXT_CHARS], t.description[:CACHED_TEXT_CHARS]) for t in tags]
     z = np.full(len(tags), BIAS + SHIFT, dtype=np.float64)
     if embedder is not None and words:
         prompt_vector = embedder.embed(" ".join(words))
         own = embedder.vectors([p[0] for p in profiles])
         z += W_SENTENCE * (own @ prompt_vector)
         z += W_CUED * (embedder.vectors([p[1] for p in profiles]) @ prompt_vector)
-        per_word = own @ embedder.vectors(words).T  # tags × words
+        per_word = own @ embedder.vectors(words).T  # tags × words (word vectors are cached: words repeat)
         z += W_WORDS * np.sort(per_word, axis=1)[:, -2:].mean(axis=1)
     for i, (_, _, own_stems, cue_stems) in enumerate(profiles):
         z[i] += W_SHARED * min(len(prompt_stems & own_stems), 3) + W_CUES * min(len(prompt_stems & cue_stems), 3)

@@ -2,71 +2,72 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
 
 from router_core import Config, RequestContext, Scores, hookimpl
+from router_plugins.planning.plugin import SEPARATOR as PLANNING_SEPARATOR
 
+from . import context
 from .complexity import complexity
 from .embed import Embedder, embedder
 from .image_intent import wants_image
 from .intent import match_tags
+from .state import PerConfig
 
 log = logging.getLogger("llm_router.scorer")
 
-_loaded: dict[str, Any] = {}  # the process's embedder (or None when it failed to load), set at startup
+
+def _load(config: Config) -> Embedder | None:
+    """The process's embedder for this app, or None (words only) when it cannot load."""
+    try:
+        return embedder()
+    except Exception as exc:  # the scorer still works on words alone
+        log.warning("WordLlama embeddings unavailable (%s); tag matching falls back to words", type(exc).__name__)
+        return None
+
+
+# Per app (per config): the embedder, or None when it failed to load for that app.
+_embedders: PerConfig[Embedder | None] = PerConfig(_load)
 
 
 @hookimpl
 def router_startup(config: Config) -> None:
-    if "embedder" in _loaded:
-        return
-    try:
-        _loaded["embedder"] = embedder()
-    except Exception as exc:  # the scorer still works on words alone
-        log.warning("WordLlama embeddings unavailable (%s); tag matching falls back to words", type(exc).__name__)
-        _loaded["embedder"] = None
+    _embedders.get(config)  # load the embeddings (about 0.3 s) before the first request
 
 
-def _embedder() -> Embedder | None:
-    return _loaded.get("embedder")
-
-
-def _context_scores() -> Any:
-    """The context-score module, or None until it exists (it is developed separately)."""
-    try:
-        return importlib.import_module(f"{__package__}.context")
-    except ImportError:
-        return None
+def _enabled(ctx: RequestContext, field: str) -> bool:
+    """Whether the request turned on an optimisation (``True`` or a settings object with ``enabled``)."""
+    value = ctx.gateway.get(field)
+    return bool(getattr(value, "enabled", value))
 
 
 @hookimpl(trylast=True)
 def score_request(ctx: RequestContext) -> Scores:
-    call, model = ctx.call, _embedder()
+    """Only the scores some plugin of this request will read; the others keep their neutral defaults."""
+    call, gateway = ctx.call, ctx.gateway
+    model = _embedders.get(ctx.config)
     prompt = call.prompt
     scores = Scores()
-    scores.complexity, why = complexity(prompt)
-    scores.reasons["complexity"] = why
-    scores.wants_image, scores.reasons["wants_image"] = wants_image(prompt)
-    tags = ctx.gateway.get("tags")
+    tags = gateway.get("tags")
+    if tags or PLANNING_SEPARATOR in call.model or "planningTriggerScore" in gateway:
+        scores.complexity, scores.reasons["complexity"] = complexity(prompt)
+    if gateway.get("imageGenerationModel"):
+        scores.wants_image, scores.reasons["wants_image"] = wants_image(prompt)
     if tags:
         scores.tag, scores.tag_scores, scores.reasons["tag"] = match_tags(prompt, tags, model)
-    context = _context_scores()
-    if context is not None:
-        _add_context_scores(ctx, scores, context, model)
+    try:
+        _add_context_scores(ctx, scores, model)
+    except Exception:  # an optimisation input: neutral defaults beat refusing the request
+        log.warning("context scores failed; defaults kept", exc_info=True)
     return scores
 
 
-def _add_context_scores(ctx: RequestContext, scores: Scores, context: Any, model: Embedder | None) -> None:
-    """History, media and tool scores; each only when the request has something to score."""
+def _add_context_scores(ctx: RequestContext, scores: Scores, model: Embedder | None) -> None:
+    """History, media and tool scores, each only when its optimisation is on and there is something to score."""
     call = ctx.call
-    try:
-        if sum(m.role in ("user", "assistant") for m in call.messages) > 1:
-            scores.history_dependency, scores.reasons["history_dependency"] = context.history_dependency(call, model)
-        if any(p.kind != "text" for m in call.messages for p in m.parts):
-            scores.media_relevance = context.media_relevance(call, model)
-        if call.tools:
-            scores.tool_relevance = context.tool_relevance(call, model)
-    except Exception:  # an optimisation input: neutral defaults beat refusing the request
-        log.warning("context scores failed; defaults kept", exc_info=True)
+    if _enabled(ctx, "chatHistoryCompression") and sum(m.role in ("user", "assistant") for m in call.messages) > 1:
+        scores.history_dependency, scores.reasons["history_dependency"] = context.history_dependency(call, model)
+    if _enabled(ctx, "mediaOptimization") and any(p.kind != "text" for m in call.messages for p in m.parts):
+        scores.media_relevance = context.media_relevance(call, model)
+    if _enabled(ctx, "toolOptimization") and call.tools:
+        scores.tool_relevance = context.tool_relevance(call, model)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
-
-import orjson
 
 from router_core import Call, Tool
 
@@ -30,18 +29,53 @@ def used_names(call: Call) -> set[str]:
     return {tc.name for m in call.messages for tc in m.tool_calls}
 
 
+# A tool name as providers accept it (``^[a-zA-Z0-9_-]{1,64}$``): a mention is a whole
+# identifier, so "get_context" is not found in "get_context_v2" nor "my-get_context".
+_IDENTIFIER = re.compile(r"[\w-]+")
+
+
 def dependencies(tools: list[Tool], kept: set[str]) -> set[str]:
-    """``kept`` plus every tool a kept tool names in its description or parameters, transitively."""
-    mentions = {tool.name: _mentioned(tool, [t.name for t in tools if t.name != tool.name]) for tool in tools}
+    """``kept`` plus every tool a kept tool names in its description or parameters, transitively.
+
+    Linear in the size of the tools: each reached tool's text is split into identifiers once
+    and intersected with the set of names (clients choose how many tools they send).
+    """
+    by_name: dict[str, list[Tool]] = {}
+    for tool in tools:
+        by_name.setdefault(tool.name, []).append(tool)
+    names = {n for n in by_name if n}
     closure, pending = set(kept), list(kept)
     while pending:
-        for other in mentions.get(pending.pop(), ()):
-            if other not in closure:
-                closure.add(other)
-                pending.append(other)
+        name = pending.pop()
+        for tool in by_name.get(name, ()):
+            for other in _mentioned(tool, names):
+                if other not in closure:
+                    closure.add(other)
+                    pending.append(other)
     return closure
 
 
-def _mentioned(tool: Tool, names: list[str]) -> set[str]:
-    text = tool.description + " " + (orjson.dumps(tool.parameters).decode() if tool.parameters else "")
-    return {n for n in names if n and re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)}
+def _mentioned(tool: Tool, names: set[str]) -> set[str]:
+    """The other tools' names that occur as identifiers in the tool's description and parameter schema."""
+    found: set[str] = set()
+    for text in _texts(tool):
+        found.update(_IDENTIFIER.findall(text))
+    found &= names
+    found.discard(tool.name)
+    return found
+
+
+def _texts(tool: Tool) -> Iterator[str]:
+    """The description, then every key and string value of the parameter schema."""
+    yield tool.description
+    stack: list[Any] = [tool.parameters] if tool.parameters else []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield str(key)
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)

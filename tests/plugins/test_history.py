@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from router_plugins.history import compress as compress_module
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
 
@@ -170,3 +173,27 @@ async def test_bad_score_is_a_400(make_gateway):
     )
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == "gateway.chatHistoryCompression.score"
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"max_chars": "2000"}, "plugins.history.max_chars"),
+        ({"head_chars": -1}, "plugins.history.head_chars"),
+        ({"max_chars": 300, "head_chars": 200, "tail_chars": 100}, "plugins.history.max_chars"),
+        ({"max_char": 300}, "plugins.history.max_char"),
+    ],
+)
+async def test_a_bad_table_stops_startup(make_gateway, table, key):
+    with pytest.raises(Exception, match=re.escape(key)):  # the core may wrap it; the message names the key
+        await context_gateway(make_gateway, "history", settings={"history": table})
+
+
+async def test_limits_are_read_once_at_startup(make_gateway, upstream, monkeypatch):
+    client = await context_gateway(make_gateway, "history", settings={"history": {"max_chars": 3000}})
+    calls = []
+    monkeypatch.setattr(compress_module.Limits, "from_settings", lambda table: calls.append(table))
+    messages = [*PYTHON_TURNS, {"role": "user", "content": "New topic: write a haiku about autumn leaves."}]
+    for _ in range(2):
+        await chat(client, messages, {"chatHistoryCompression": {}})
+    assert calls == [] and len(upstream.last.json["messages"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import orjson
 import pytest
@@ -22,11 +23,6 @@ CONFIG = {
         "llm-scorer": {"model": "chatonly/scorer", "timeout": 0.2},
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    llm_scorer._cache.clear()
 
 
 def scorer_answers(upstream, answer: dict | None, delay: float = 0.0):
@@ -49,16 +45,7 @@ async def ask(client, prompt="my card was billed twice"):
 
 @pytest.fixture
 async def client(make_gateway):
-    try:
-        return sdk(await make_gateway(CONFIG))
-    except Exception as exc:  # redact is developed in parallel
-        if "redact" not in str(exc):
-            raise
-        return sdk(
-            await make_gateway(
-                {**CONFIG, "plugins": {**CONFIG["plugins"], "enabled": ["llm-scorer", "scorer", "tags"]}}
-            )
-        )
+    return sdk(await make_gateway(CONFIG))
 
 
 async def test_llm_scores_decide_and_are_cached(client, upstream):
@@ -80,3 +67,34 @@ async def test_nonsense_falls_back(client, upstream):
     scorer_answers(upstream, {"hello": 1})
     raw = await ask(client)
     assert raw.headers["x-router-tag"] == "billing"
+
+
+async def test_each_gateway_has_its_own_cache(make_gateway, upstream):
+    scorer_answers(upstream, {"tag": "coding", "complexity": 0.95})
+    await ask(sdk(await make_gateway(CONFIG)))
+    await ask(sdk(await make_gateway(CONFIG)))  # a new app: not served from the first one's cache
+    assert [r.json["model"] for r in upstream.requests] == ["scorer", "coder", "scorer", "coder"]
+
+
+async def test_settings_are_read_once_at_startup(make_gateway, upstream, monkeypatch):
+    client = sdk(await make_gateway(CONFIG))
+    calls = []
+    monkeypatch.setattr(llm_scorer, "read_settings", lambda table: calls.append(table))
+    scorer_answers(upstream, {"tag": "coding", "complexity": 0.95})
+    await ask(client)
+    await ask(client, "another prompt")
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"model": "chatonly/scorer", "timeout": 0}, "plugins.llm-scorer.timeout"),
+        ({"model": "chatonly/scorer", "cache_size": "big"}, "plugins.llm-scorer.cache_size"),
+        ({"model": 42}, "plugins.llm-scorer.model"),
+        ({"model": "chatonly/scorer", "timeuot": 1}, "plugins.llm-scorer.timeuot"),
+    ],
+)
+async def test_a_bad_table_stops_startup(make_gateway, table, key):
+    with pytest.raises(Exception, match=re.escape(key)):  # the core may wrap it; the message names the key
+        await make_gateway({"plugins": {"enabled": ["llm-scorer", "scorer"], "llm-scorer": table}})

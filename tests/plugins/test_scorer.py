@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import types
 from pathlib import Path
 
 import pytest
 
+from router_core import IMAGE, Call, Config, Message, Part, RequestContext, Tool
+from router_plugins.history.plugin import HistorySettings
+from router_plugins.scorer import context, plugin
 from router_plugins.scorer.complexity import complexity
-from router_plugins.scorer.embed import embedder
+from router_plugins.scorer.embed import PROMPT_CHARS, embedder
 from router_plugins.scorer.image_intent import wants_image
 from router_plugins.scorer.intent import match_tags
+from router_plugins.tools.plugin import ToolSettings
+from router_plugins.words import CACHED_TEXT_CHARS, last_user_index, stem
 
 DATA = Path(__file__).parent.parent / "data" / "scorer"
 
@@ -97,3 +103,117 @@ def test_odd_prompts_do_not_break(prompt):
     assert match_tags(prompt, tags, embedder())[0] in (None, "a")
     assert 0.0 <= complexity(prompt)[0] <= 1.0
     wants_image(prompt)
+
+
+# ---------------------------------------------------------------- memory, per-request work, per-app state
+
+
+def test_prompts_and_turns_are_not_cached_descriptions_are():
+    model = embedder()
+    before = model.cache_size()
+    huge = "please summarise this log line for me " * 200_000  # ~8 MB
+    model.similarity(huge, [])
+    model.similarity_to_texts(huge, ["an earlier turn " * 1000, "another one"])
+    assert model.cache_size() == before
+    assert model.embed(huge) @ model.embed(huge[:PROMPT_CHARS]) == pytest.approx(1.0)
+    model.similarity("a prompt", ["a tool description that repeats"])
+    assert model.cache_size() == before + 1
+    model.vector("a long tool description " * 10_000)
+    model.vector(("a long tool description " * 10_000)[:CACHED_TEXT_CHARS])  # the same, bounded, key
+    assert model.cache_size() == before + 2
+
+
+def test_context_scores_do_not_grow_the_cache():
+    model = embedder()
+    call = Call("chat", "", [Message.of_text("user", "earlier " * 5000), Message.of_text("assistant", "reply")])
+    call.messages.append(Message.of_text("user", f"a brand new question {'x' * 100_000}"))
+    before = model.cache_size()
+    context.history_dependency(call, model)
+    context.media_relevance(call, model)
+    assert model.cache_size() == before
+
+
+def scoring_ctx(gateway: dict, model: str = "") -> RequestContext:
+    """A conversation with history, an image and tools, whatever the gateway asks for."""
+    image = Message.of_text("user", "my chart")
+    image.parts.append(Part(IMAGE, source={"url": "https://example.com/chart.png"}))
+    call = Call(
+        "chat",
+        model,
+        [image, Message.of_text("assistant", "nice chart"), Message.of_text("user", "draw a cat in the snow")],
+    )
+    call.tools = [Tool(name="calculator", description="Evaluate an arithmetic expression.")]
+    return RequestContext(call=call, gateway=gateway, config=Config())
+
+
+@pytest.fixture
+def computed(monkeypatch):
+    """Which scores the scorer computed for a request."""
+    done: list[str] = []
+
+    def spy(name, fn):
+        def wrapper(*args, **kwargs):
+            done.append(name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("history_dependency", "media_relevance", "tool_relevance"):
+        monkeypatch.setattr(context, name, spy(name, getattr(context, name)))
+    for name in ("complexity", "wants_image", "match_tags"):
+        monkeypatch.setattr(plugin, name, spy(name, getattr(plugin, name)))
+    return done
+
+
+TAGS = [types.SimpleNamespace(name="art", description="drawing and images")]
+
+
+@pytest.mark.parametrize(
+    ("gateway", "model", "expected"),
+    [
+        ({}, "", []),
+        ({"tags": TAGS}, "", ["complexity", "match_tags"]),
+        ({"planningTriggerScore": 0.5}, "", ["complexity"]),
+        ({}, "openai/a:planning:openai/b", ["complexity"]),
+        ({"imageGenerationModel": "openai/gpt-image-1"}, "", ["wants_image"]),
+        ({"chatHistoryCompression": HistorySettings()}, "", ["history_dependency"]),
+        ({"chatHistoryCompression": HistorySettings(enabled=False)}, "", []),
+        ({"mediaOptimization": True}, "", ["media_relevance"]),
+        ({"mediaOptimization": False}, "", []),
+        ({"toolOptimization": ToolSettings()}, "", ["tool_relevance"]),
+        ({"toolOptimization": ToolSettings(enabled=False)}, "", []),
+    ],
+)
+def test_only_the_scores_asked_for_are_computed(computed, gateway, model, expected):
+    scores = plugin.score_request(scoring_ctx(gateway, model))
+    assert computed == expected
+    if "complexity" not in expected:
+        assert scores.complexity == 0.5 and "complexity" not in scores.reasons  # the neutral default
+    if "wants_image" in expected:
+        assert scores.wants_image
+
+
+def test_embedder_state_belongs_to_its_config(monkeypatch):
+    config = Config()
+    plugin.router_startup(config)
+    assert plugin._embedders.get(config) is embedder()
+    # A failed load is that app's only: the next app tries again.
+    other = Config()
+    monkeypatch.setattr(plugin, "embedder", lambda: (_ for _ in ()).throw(OSError("no weights")))
+    assert plugin._embedders.get(other) is None
+    monkeypatch.undo()
+    third = Config()
+    assert plugin._embedders.get(third) is embedder()
+    count = len(plugin._embedders)
+    del config, other, third
+    gc.collect()
+    assert len(plugin._embedders) == count - 3  # gone with their configs
+
+
+def test_one_word_module():
+    assert not (Path(plugin.__file__).parent / "text.py").exists()
+    assert stem("refunds") == stem("refund") and stem("billed") == "bill"
+    messages = [Message.of_text(r, "x") for r in ("user", "assistant", "user", "tool")]
+    assert last_user_index(messages) == 2
+    assert last_user_index(messages, before=2) == 0
+    assert last_user_index(messages[1:2]) is None

