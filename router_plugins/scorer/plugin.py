@@ -57,8 +57,11 @@ def score_request(ctx: RequestContext) -> Scores:
         scores.tag, scores.tag_scores, scores.reasons["tag"] = match_tags(prompt, tags, model)
     try:
         _add_context_scores(ctx, scores, model)
-    except Exception:  # an optimisation input: neutral defaults beat refusing the request
-        log.warning("context scores failed; defaults kept", exc_info=True)
+    except Exception as exc:  # an optimisation input: neutral defaults beat refusing the request
+        # The type only (traceback at debug level): the message may quote the prompt.
+        log.warning(
+            "context scores failed (%s); defaults kept", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
+        )
     return scores
 
 
