@@ -85,6 +85,8 @@ class RequestContext:
 
     ``gateway`` holds the validated ``gateway`` fields (server defaults and policy
     applied), keyed by their canonical names; a field absent from it was not asked for.
+    Treat its values as read-only: values from server defaults are built once and shared
+    by every request that does not override them.
     ``plugin_state`` is each plugin's own scratch space, keyed by plugin name.
     """
 
