@@ -118,11 +118,6 @@ class PluginsConfig:
 
 
 @attrs.frozen
-class StoreConfig:
-    url: str = "memory://"
-
-
-@attrs.frozen
 class Config:
     server: ServerConfig = attrs.field(factory=ServerConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
@@ -130,7 +125,6 @@ class Config:
     models: dict[str, ModelConfig] = attrs.field(factory=dict)
     gateway: dict[str, Any] = attrs.field(factory=dict)  # defaults for the request's gateway object
     policy: dict[str, Any] = attrs.field(factory=dict)  # enforced over the request's gateway object
-    store: StoreConfig = attrs.field(factory=StoreConfig)
     path: str | None = None
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
