@@ -72,6 +72,10 @@ def serve(args: argparse.Namespace) -> None:
         )
         raise SystemExit(2)
     logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
+    if not config.server.api_keys:
+        logging.getLogger("llm_router").warning(
+            "no server.api_keys: client auth is off, so the gateway stays on loopback"
+        )
     if args.workers <= 1:
         _serve_one(config, host, port, None)
         return
