@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_core import Call, Config, RequestContext
 from router_core.dialects import chat
+from router_plugins.history.compress import Limits, compress
 from router_plugins.history.plugin import HistorySettings
 from router_plugins.history.plugin import pre_request as history
 from router_plugins.media.plugin import pre_request as media
 from router_plugins.scorer import plugin as scorer
+from router_plugins.scorer.embed import embedder
 from router_plugins.tokens import encoding_name, message_tokens, tool_tokens
 from router_plugins.tools.plugin import ToolSettings
 from router_plugins.tools.plugin import pre_request as tools
@@ -166,6 +169,41 @@ def kept(ctx: RequestContext) -> str:
     return "; ".join(notes)
 
 
+TOPICS = [
+    "the Postgres connection pool exhausting under load",
+    "hiking trails near Grenoble",
+    "a Python KeyError reading a config dict",
+    "a React list re-rendering on every keystroke",
+    "sourdough that does not rise",
+    "Kubernetes pods OOMKilled after a rollout",
+]
+
+
+def long_conversation(reply_chars: int) -> list[dict[str, Any]]:
+    """20 earlier turns (a question, a reply of about ``reply_chars``), then a reworded question about the first."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "You are a helpful assistant."}]
+    for i in range(20):
+        topic = TOPICS[i % len(TOPICS)]
+        reply = f"About {topic}: check the settings, the logs and what changed in the last deploy first. "
+        messages += [
+            {"role": "user", "content": f"Question {i}: what should I look at first about {topic}?"},
+            {"role": "assistant", "content": (reply * (1 + reply_chars // len(reply)))[:reply_chars]},
+        ]
+    return [*messages, {"role": "user", "content": "Going back to the database issue: how big should it be?"}]
+
+
+def compress_ms(messages: list[dict[str, Any]], with_embeddings: bool, runs: int = 300) -> float:
+    """Median time of the turn selection and shortening alone (the scorer's own time is not included)."""
+    model, limits = (embedder() if with_embeddings else None), Limits()
+    calls = [chat.decode_request({"model": MODEL, "messages": messages}) for _ in range(runs + 20)]
+    times = []
+    for call in calls:
+        start = time.perf_counter()
+        compress(call, limits, model)
+        times.append(time.perf_counter() - start)
+    return 1000 * sorted(times[20:])[runs // 2]
+
+
 async def main() -> None:
     scorer.router_startup(Config())
     print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
@@ -179,6 +217,12 @@ async def main() -> None:
     print(
         f"| **total** | {total_before} | {total_after} | {100 * (total_before - total_after) / total_before:.0f}% saved | |"
     )
+    print("\nTurn selection on 20 earlier turns (median ms; the prompt shares words with some turns only):\n")
+    print("| replies of | words only | words + WordLlama |")
+    print("|---|---:|---:|")
+    for reply_chars in (100, 300, 2000):
+        messages = long_conversation(reply_chars)
+        print(f"| {reply_chars} chars | {compress_ms(messages, False):.2f} | {compress_ms(messages, True):.2f} |")
 
 
 if __name__ == "__main__":

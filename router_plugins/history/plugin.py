@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from router_core import Config, GatewayField, RequestContext, hookimpl
+from router_plugins.scorer import plugin as scorer
 from router_plugins.scorer.state import PerConfig
 from router_plugins.tokens import count_text, message_tokens, record_saved
 
@@ -36,6 +37,12 @@ _limits: PerConfig[Limits] = PerConfig(lambda config: Limits.from_settings(confi
 @hookimpl
 def router_startup(config: Config) -> None:
     _limits.get(config)  # a wrong [plugins.history] table stops startup; requests only look it up
+    _embedder(config)  # the scorer's one embedder (loaded once per process), also with an LLM scorer
+
+
+def _embedder(config: Config) -> Any:
+    """The scorer's per-config embedder (shared, never a second copy), or None: turns are then kept on words."""
+    return scorer._embedders.get(config)
 
 
 @hookimpl
@@ -50,7 +57,7 @@ async def pre_request(ctx: RequestContext) -> None:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    result = compress(ctx.call, _limits.get(ctx.config))
+    result = compress(ctx.call, _limits.get(ctx.config), _embedder(ctx.config))
     # Media scores are keyed by message index: keep them pointing at the same parts.
     scores.media_relevance = {
         f"{result.index_map[int(i)]}:{j}": v

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from router_plugins.history import compress as compress_module
+from router_plugins.scorer import plugin as scorer_plugin
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
 
@@ -197,3 +198,40 @@ async def test_limits_are_read_once_at_startup(make_gateway, upstream, monkeypat
     for _ in range(2):
         await chat(client, messages, {"chatHistoryCompression": {}})
     assert calls == [] and len(upstream.last.json["messages"]) == 2
+
+
+DATABASE_TURNS = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Under load our Postgres server hits max_connections and the API times out."},
+    {
+        "role": "assistant",
+        "content": "Release each connection as soon as the query finishes and front the server with pgbouncer.",
+    },
+    {"role": "user", "content": "Recommend three hiking trails near Grenoble for a weekend trip."},
+    {"role": "assistant", "content": "Try the Moucherotte, the Chamechaude and the Lac du Crozet trails."},
+]
+# Shares one content word ("connection") with the Postgres turn: words alone would drop it.
+REWORDED = "Going back to the database issue — how many connections should the pool allow?"
+
+
+async def test_reworded_follow_up_keeps_the_turn_it_is_about(make_gateway, upstream):
+    client = await context_gateway(make_gateway, "history")
+    messages = [*DATABASE_TURNS, {"role": "user", "content": REWORDED}]
+    raw = await chat(client, messages, {"chatHistoryCompression": {"score": 1.0}})
+    texts = sent_texts(upstream)
+    assert texts == [m["content"] for m in [*DATABASE_TURNS[:3], messages[-1]]]
+    assert int(raw.headers["x-router-tokens-saved"].split("=")[1]) > 20  # the hiking turn
+
+
+async def test_without_embeddings_turns_are_kept_on_words_only(make_gateway, upstream, monkeypatch):
+    def unavailable():
+        raise OSError("no weights")
+
+    monkeypatch.setattr(scorer_plugin, "embedder", unavailable)
+    client = await context_gateway(make_gateway, "history")
+    messages = [*DATABASE_TURNS, {"role": "user", "content": REWORDED}]
+    await chat(client, messages, {"chatHistoryCompression": {"score": 1.0}})
+    assert sent_texts(upstream) == ["You are a helpful assistant.", REWORDED]
+    messages[-1] = {"role": "user", "content": "Which of the Grenoble hiking trails suits children best?"}
+    await chat(client, messages, {"chatHistoryCompression": {"score": 1.0}})
+    assert sent_texts(upstream) == [m["content"] for m in [DATABASE_TURNS[0], *DATABASE_TURNS[3:], messages[-1]]]
