@@ -12,9 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_core import Call, Config, RequestContext
 from router_core.dialects import chat
+from router_plugins.history import plugin as history_plugin
 from router_plugins.history.compress import Limits, compress
 from router_plugins.history.plugin import HistorySettings
 from router_plugins.history.plugin import pre_request as history
+from router_plugins.media import plugin as media_plugin
 from router_plugins.media.plugin import pre_request as media
 from router_plugins.scorer import plugin as scorer
 from router_plugins.scorer.embed import embedder
@@ -143,7 +145,7 @@ async def run(
     async def score(ctx: RequestContext) -> Any:
         return scorer.score_request(ctx)
 
-    ctx = RequestContext(call=call, gateway=gateway, config=Config(), scorer=score)
+    ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, scorer=score)
     before = size(call)
     for hook in (history, media, tools):
         await hook(ctx)
@@ -204,8 +206,15 @@ def compress_ms(messages: list[dict[str, Any]], with_embeddings: bool, runs: int
     return 1000 * sorted(times[20:])[runs // 2]
 
 
+# What router_startup keeps per app, for the plugins this report calls directly.
+CONFIG = Config()
+APP: dict[Any, Any] = {}
+
+
 async def main() -> None:
-    scorer.router_startup(Config())
+    scorer.router_startup()
+    history_plugin.router_startup(APP, CONFIG)
+    media_plugin.router_startup(APP, CONFIG)
     print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
     print("| conversation | tokens before | after | saved (x-router-tokens-saved) | what was kept |")
     print("|---|---:|---:|---|---|")

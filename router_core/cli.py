@@ -154,6 +154,7 @@ async def _explain(config: Config, body: dict) -> None:
             call=codec.decode_request(body),
             gateway=rt.schema.parse(body.get("gateway")),
             config=rt.config,
+            app=app,
             scorer=lambda c: score(rt, c),
             complete=no_side_calls,
         )

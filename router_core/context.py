@@ -88,11 +88,15 @@ class RequestContext:
     Treat its values as read-only: values from server defaults are built once and shared
     by every request that does not override them.
     ``plugin_state`` is each plugin's own scratch space, keyed by plugin name.
+    ``app`` is the aiohttp application: state a plugin builds once per app (parsed
+    ``[plugins.<name>]`` settings, caches) lives on it under a ``web.AppKey`` set in
+    ``router_startup``.
     """
 
     call: Call
     gateway: dict[str, Any]
     config: Config
+    app: Any = None
     headers: dict[str, str] = attrs.field(factory=dict)
     plugin_state: dict[str, Any] = attrs.field(factory=dict)
     wants_stream_events: bool = False

@@ -65,6 +65,7 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
         call=codec.decode_request(body),
         gateway=rt.schema.parse(body.get("gateway")),
         config=rt.config,
+        app=request.app,
         debug=request.headers.get("x-router-debug") == "1",
         scorer=lambda ctx: score(rt, ctx),
         complete=lambda ctx, call: complete(rt, ctx, call),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from aiohttp import web
 
 from router_core import Config, GatewayField, RequestContext, hookimpl
 from router_plugins.scorer import plugin as scorer
-from router_plugins.scorer.state import PerConfig
 from router_plugins.tokens import count_text, message_tokens, record_saved
 
 from .compress import Limits, compress
@@ -30,19 +30,14 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
-# [plugins.history] parsed once per app (per config); see router_plugins/scorer/state.py.
-_limits: PerConfig[Limits] = PerConfig(lambda config: Limits.from_settings(config.plugin_settings("history")))
+# [plugins.history] parsed once per app in router_startup.
+LIMITS = web.AppKey("history.limits", Limits)
 
 
 @hookimpl
-def router_startup(config: Config) -> None:
-    _limits.get(config)  # a wrong [plugins.history] table stops startup; requests only look it up
-    _embedder(config)  # the scorer's one embedder (loaded once per process), also with an LLM scorer
-
-
-def _embedder(config: Config) -> Any:
-    """The scorer's per-config embedder (shared, never a second copy), or None: turns are then kept on words."""
-    return scorer._embedders.get(config)
+def router_startup(app: web.Application, config: Config) -> None:
+    app[LIMITS] = Limits.from_settings(config.plugin_settings("history"))  # a wrong table stops startup
+    scorer.loaded_embedder()  # the scorer's one embedder, shared (never a second copy)
 
 
 @hookimpl
@@ -57,7 +52,7 @@ async def pre_request(ctx: RequestContext) -> None:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    result = compress(ctx.call, _limits.get(ctx.config), _embedder(ctx.config))
+    result = compress(ctx.call, ctx.app[LIMITS], scorer.loaded_embedder())
     # Media scores are keyed by message index: keep them pointing at the same parts.
     scores.media_relevance = {
         f"{result.index_map[int(i)]}:{j}": v

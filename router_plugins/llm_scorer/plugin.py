@@ -10,9 +10,9 @@ from typing import Any
 
 import attrs
 import orjson
+from aiohttp import web
 
 from router_core import Call, Config, Message, RequestContext, Scores, hookimpl
-from router_plugins.scorer.state import PerConfig
 
 log = logging.getLogger("llm_router.llm_scorer")
 
@@ -71,19 +71,18 @@ class Scorer:
             self.cache.popitem(last=False)
 
 
-# One Scorer per app (per config), built at startup: apps and tests never share a cache.
-# See router_plugins/scorer/state.py.
-_scorers: PerConfig[Scorer] = PerConfig(lambda config: Scorer(read_settings(config.plugin_settings("llm-scorer"))))
+# One Scorer per app, built at startup: apps and tests never share a cache.
+SCORER = web.AppKey("llm_scorer.scorer", Scorer)
 
 
 @hookimpl
-def router_startup(config: Config) -> None:
-    _scorers.get(config)  # a wrong [plugins.llm-scorer] table stops startup; requests only look it up
+def router_startup(app: web.Application, config: Config) -> None:
+    app[SCORER] = Scorer(read_settings(config.plugin_settings("llm-scorer")))  # a wrong table stops startup
 
 
 @hookimpl(tryfirst=True)
 async def score_request(ctx: RequestContext) -> Scores | None:
-    scorer = _scorers.get(ctx.config)
+    scorer = ctx.app[SCORER]
     model = scorer.settings.model
     if not model:
         return None

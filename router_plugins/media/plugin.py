@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from router_core import FILE, MEDIA_KINDS, TEXT, Config, Part, RequestContext, hookimpl
-from router_plugins.scorer.state import PerConfig
 from router_plugins.tokens import count_text, media_tokens, record_saved
 from router_plugins.words import last_user_index
 
@@ -30,13 +31,13 @@ def _read_threshold(config: Config) -> float:
     return float(value)
 
 
-# [plugins.media] parsed once per app (per config); see router_plugins/scorer/state.py.
-_thresholds: PerConfig[float] = PerConfig(_read_threshold)
+# [plugins.media] threshold, read once per app in router_startup.
+THRESHOLD_KEY = web.AppKey("media.threshold", float)
 
 
 @hookimpl
-def router_startup(config: Config) -> None:
-    _thresholds.get(config)  # a wrong [plugins.media] table stops startup; requests only look it up
+def router_startup(app: web.Application, config: Config) -> None:
+    app[THRESHOLD_KEY] = _read_threshold(config)  # a wrong [plugins.media] table stops startup
 
 
 @hookimpl
@@ -49,7 +50,7 @@ async def pre_request(ctx: RequestContext) -> None:
     if not earlier:
         return
     relevance = (await ctx.scores()).media_relevance
-    threshold = _thresholds.get(ctx.config)
+    threshold = ctx.app[THRESHOLD_KEY]
     model, saved, removed, kept = ctx.call.model, 0, [], []
     for i, j in earlier:
         key = f"{i}:{j}"

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import attrs
+from aiohttp import web
 
 from router_core import ReplyBody, RequestContext, StreamPiece, hookimpl
 
@@ -59,25 +60,13 @@ def gateway_fields() -> dict[str, Any]:
     return {"redact": RedactSettings}
 
 
-# id(config) → (config, mode). The config is unhashable (it holds dicts) and frozen, so
-# the mode cannot live on it; holding the config keeps its id from being reused.
-_MODES: dict[int, tuple[Any, str]] = {}
-MAX_CONFIGS = 8  # one per running app; tests build many
-
-
-def configured_mode(config: Any) -> str:
-    """``[plugins.redact] mode`` of ``config``, read and validated once per config object."""
-    hit = _MODES.get(id(config))
-    if hit is None or hit[0] is not config:
-        if len(_MODES) >= MAX_CONFIGS:
-            _MODES.clear()
-        hit = _MODES[id(config)] = (config, read_mode(config.plugin_settings("redact")))
-    return hit[1]
+# [plugins.redact] mode, read and validated once per app in router_startup.
+MODE = web.AppKey("redact.mode", str)
 
 
 @hookimpl
-def router_startup(config: Any) -> None:
-    configured_mode(config)  # a wrong mode stops startup; requests then only look it up
+def router_startup(app: web.Application, config: Any) -> None:
+    app[MODE] = read_mode(config.plugin_settings("redact"))  # a wrong mode stops startup
 
 
 @hookimpl
@@ -89,7 +78,7 @@ def pre_request(ctx: RequestContext) -> None:
     detectors = [DETECTORS[name] for name in settings.enabled]
     if not detectors and not custom:
         return
-    restore = configured_mode(ctx.config) == "restore"
+    restore = ctx.app[MODE] == "restore"
     redaction = Redaction(detectors, custom, restore)
     ctx.call.map_text(redaction.redact_text)
     ctx.plugin_state[STATE] = redaction

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from router_core import Config, RequestContext, Scores, hookimpl
+from router_core import RequestContext, Scores, hookimpl
 from router_plugins.planning.plugin import SEPARATOR as PLANNING_SEPARATOR
 
 from . import context
@@ -12,13 +13,13 @@ from .complexity import complexity
 from .embed import Embedder, embedder
 from .image_intent import wants_image
 from .intent import match_tags
-from .state import PerConfig
 
 log = logging.getLogger("llm_router.scorer")
 
 
-def _load(config: Config) -> Embedder | None:
-    """The process's embedder for this app, or None (words only) when it cannot load."""
+@functools.cache
+def loaded_embedder() -> Embedder | None:
+    """The process's one embedder (immutable, shared by every app), or None (words only) when it cannot load."""
     try:
         return embedder()
     except Exception as exc:  # the scorer still works on words alone
@@ -26,13 +27,9 @@ def _load(config: Config) -> Embedder | None:
         return None
 
 
-# Per app (per config): the embedder, or None when it failed to load for that app.
-_embedders: PerConfig[Embedder | None] = PerConfig(_load)
-
-
 @hookimpl
-def router_startup(config: Config) -> None:
-    _embedders.get(config)  # load the embeddings (about 0.3 s) before the first request
+def router_startup() -> None:
+    loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
 
 
 def _enabled(ctx: RequestContext, field: str) -> bool:
@@ -45,7 +42,7 @@ def _enabled(ctx: RequestContext, field: str) -> bool:
 def score_request(ctx: RequestContext) -> Scores:
     """Only the scores some plugin of this request will read; the others keep their neutral defaults."""
     call, gateway = ctx.call, ctx.gateway
-    model = _embedders.get(ctx.config)
+    model = loaded_embedder()
     prompt = call.prompt
     scores = Scores()
     tags = gateway.get("tags")

@@ -224,10 +224,7 @@ async def test_reworded_follow_up_keeps_the_turn_it_is_about(make_gateway, upstr
 
 
 async def test_without_embeddings_turns_are_kept_on_words_only(make_gateway, upstream, monkeypatch):
-    def unavailable():
-        raise OSError("no weights")
-
-    monkeypatch.setattr(scorer_plugin, "embedder", unavailable)
+    monkeypatch.setattr(scorer_plugin, "loaded_embedder", lambda: None)  # the embeddings failed to load
     client = await context_gateway(make_gateway, "history")
     messages = [*DATABASE_TURNS, {"role": "user", "content": REWORDED}]
     await chat(client, messages, {"chatHistoryCompression": {"score": 1.0}})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import types
 from pathlib import Path
@@ -16,6 +15,7 @@ from router_plugins.scorer.complexity import complexity
 from router_plugins.scorer.embed import PROMPT_CHARS, embedder
 from router_plugins.scorer.image_intent import wants_image
 from router_plugins.scorer.intent import match_tags
+from router_plugins.tags.plugin import Tag
 from router_plugins.tools.plugin import ToolSettings
 from router_plugins.words import CACHED_TEXT_CHARS, last_user_index, stem
 
@@ -193,21 +193,16 @@ def test_only_the_scores_asked_for_are_computed(computed, gateway, model, expect
         assert scores.wants_image
 
 
-def test_embedder_state_belongs_to_its_config(monkeypatch):
-    config = Config()
-    plugin.router_startup(config)
-    assert plugin._embedders.get(config) is embedder()
-    # A failed load is that app's only: the next app tries again.
-    other = Config()
+def test_embedder_loads_once_and_a_failure_means_words_only(monkeypatch):
+    plugin.loaded_embedder.cache_clear()
     monkeypatch.setattr(plugin, "embedder", lambda: (_ for _ in ()).throw(OSError("no weights")))
-    assert plugin._embedders.get(other) is None
+    assert plugin.loaded_embedder() is None
+    scores = plugin.score_request(scoring_ctx({"tags": [Tag("billing", "billing questions, refunds", ["a/b"])]}, ""))
+    assert scores.tag_scores  # still scored, on words alone
     monkeypatch.undo()
-    third = Config()
-    assert plugin._embedders.get(third) is embedder()
-    count = len(plugin._embedders)
-    del config, other, third
-    gc.collect()
-    assert len(plugin._embedders) == count - 3  # gone with their configs
+    plugin.loaded_embedder.cache_clear()
+    plugin.router_startup()
+    assert plugin.loaded_embedder() is embedder()
 
 
 def test_one_word_module():
