@@ -144,13 +144,10 @@ class Provider:
     async def _read_reply(self, resp: aiohttp.ClientResponse) -> bytes:
         if resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
             return await resp.read()  # the common case: one read, no copies
-        # content.read(n) returns what has arrived so far, not n bytes: read to the end.
-        raw = bytearray()
-        async for chunk in resp.content.iter_any():
-            raw += chunk
-            if len(raw) > MAX_REPLY_BYTES:
-                raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
-        return bytes(raw)
+        raw = await _read_limited(resp, MAX_REPLY_BYTES + 1)
+        if len(raw) > MAX_REPLY_BYTES:
+            raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
+        return raw
 
     @contextlib.asynccontextmanager
     async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
