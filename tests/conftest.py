@@ -12,6 +12,7 @@ from router_core.app import create_app
 from router_core.config import parse_config
 from router_core.gateway import deep_merge
 from tests.fakes import FakeUpstream, fake_app
+from tests.services import postgres_url, redis_server  # noqa: F401  (fixtures for every test module)
 
 
 @pytest.fixture
