@@ -130,8 +130,9 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     schema = build_schema(config, host)
 
     middlewares: list[Any] = [errors_middleware]
-    if config.server.api_keys:
+    if config.server.api_keys and not host.authenticates:
         middlewares.append(auth_middleware(config.server.api_keys))
+    host.call_startup("register_middlewares", register=middlewares.append, config=config)
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import socket
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from aiohttp import web
@@ -61,24 +62,49 @@ def _serve_one(config: Config, host: str, port: int, sock: socket.socket | None)
         raise SystemExit(2) from None
 
 
+def _check_app(config: Config) -> None:
+    from .app import create_app
+
+    try:
+        create_app(config)
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def serve(args: argparse.Namespace) -> None:
+    import attrs
+
+    from .plugins import PluginHost
+
     config = _load(args.config)
+    if args.workers is not None:
+        config = attrs.evolve(config, server=attrs.evolve(config.server, workers=max(args.workers, 1)))
+    args.workers = config.server.workers
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    if not config.server.api_keys and not _is_loopback(host):
+    try:
+        authenticated = bool(config.server.api_keys) or PluginHost(config).authenticates
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not authenticated and not _is_loopback(host):
         print(
             f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only",
             file=sys.stderr,
         )
         raise SystemExit(2)
     logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
-    if not config.server.api_keys:
+    if not authenticated:
         logging.getLogger("llm_router").warning(
             "no server.api_keys: client auth is off, so the gateway stays on loopback"
         )
     if args.workers <= 1:
         _serve_one(config, host, port, None)
         return
+    _check_app(config)  # a config error is said once, not once per worker
     # One listening socket shared by forked workers: the kernel spreads the connections.
     sock = socket.create_server((host, port), reuse_port=True, backlog=1024)
     sock.set_inheritable(True)
@@ -196,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, help="processes serving the port (default: server.workers, 1)")
     p.set_defaults(func=serve)
     p = sub.add_parser("check", help="validate the config and list plugins and their hooks")
     p.add_argument("--config", default=DEFAULT_CONFIG)
@@ -205,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--file", default="-", help="the request body as JSON (default: stdin)")
     p.set_defaults(func=explain)
+    for command in entry_points(group="llm_router.commands"):  # plugins' own subcommands
+        command.load()(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

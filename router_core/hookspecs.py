@@ -60,6 +60,20 @@ def register_providers(register: Any) -> None:
 
 
 @hookspec
+def register_middlewares(register: Any, config: Config) -> None:
+    """Called once while the app is built, to add aiohttp middlewares; returns nothing.
+
+    :param register: ``register(middleware)`` appends an ``@web.middleware`` function;
+        it runs inside the core's error middleware (so a ``GatewayError`` it raises is
+        rendered as usual), in plugin order.
+    :param config: the parsed plugins.toml. A plugin that provides client
+        authentication sets ``AUTHENTICATES = True`` in its module: the core then drops
+        its own ``server.api_keys`` check and the plugin's middleware does it instead.
+        Raise ``ConfigError`` here for a bad table, so ``llm-router check`` sees it too.
+    """
+
+
+@hookspec
 def register_routes(app: web.Application) -> None:
     """Called at startup to add HTTP routes (metrics, admin); returns nothing."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .config import Config, ConfigError
+from .config import PLUGIN_TABLES, Config, ConfigError
 from .errors import GatewayError, PluginFailed
 
 log = logging.getLogger("llm_router.plugins")
@@ -39,6 +39,7 @@ class PluginHost:
         for name, plugin in extra:
             self.register(plugin, name)
         self._check_security_first()
+        self._check_tables(config, installed)
         for name in sorted(set(config.plugins.settings) - set(self.names)):
             # Not an error: switching a plugin off should not mean deleting its settings.
             log.warning("plugins.%s: settings for a plugin that is not enabled (a typo?)", name)
@@ -60,6 +61,21 @@ class PluginHost:
                         "security plugins rewrite the request before any other plugin sees it"
                     ]
                 )
+
+    def _check_tables(self, config: Config, installed: dict[str, Any]) -> None:
+        """A top-level table no enabled plugin reads would be silently ignored: refuse it."""
+        claimed = {t for _, p in self.pm.list_name_plugin() for t in getattr(p, "CONFIG_TABLES", ())}
+        for table in PLUGIN_TABLES:
+            if getattr(config, table) and table not in claimed:
+                readers = [n for n, ep in sorted(installed.items()) if table in getattr(ep.load(), "CONFIG_TABLES", ())]
+                raise ConfigError(
+                    [f"{table}: no enabled plugin reads this table (enable one of: {', '.join(readers) or 'none'})"]
+                )
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether an enabled plugin (``AUTHENTICATES = True``) checks client keys in place of ``server.api_keys``."""
+        return any(getattr(p, "AUTHENTICATES", False) for _, p in self.pm.list_name_plugin())
 
     def register(self, plugin: object, name: str) -> None:
         if self.pm.has_plugin(name):

@@ -1,0 +1,190 @@
+"""Client keys on a real redis-server: limits shared by two gateways, Redis dying mid-test, the keys CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from router_core.config import ConfigError
+from router_plugins.keys.plugin import REGISTRY
+from router_store import HEALTH, STORE, Limits
+from router_store.redis import RedisStore
+from tests.plugins.test_keys import CHAT, post
+
+
+def name() -> str:
+    return "k" + uuid.uuid4().hex[:10]
+
+
+def shared(redis_url: str, on_error: str = "fail_closed", **tables) -> dict:
+    return {"plugins": {"enabled": ["keys"]}, "keys": tables, "store": {"url": redis_url, "on_error": on_error}}
+
+
+async def test_two_gateways_share_one_rpm_limit_exactly(make_gateway, redis_server):
+    key, n = f"sk-router-{uuid.uuid4().hex}", name()
+    config = shared(redis_server.url, **{n: {"key": key, "rpm": 30}})
+    one, two = await make_gateway(config), await make_gateway(config)
+    replies = await asyncio.gather(*[post(g, key) for _ in range(40) for g in (one, two)])
+    statuses = [r.status for r in replies]
+    assert statuses.count(200) == 30 and statuses.count(429) == 50
+
+
+async def test_two_gateways_share_max_parallel(make_gateway, redis_server, upstream):
+    gate = asyncio.Event()
+
+    async def slow(request, body):
+        await gate.wait()
+        return await upstream.default(request, body)
+
+    upstream.handler = slow
+    key, n = f"sk-router-{uuid.uuid4().hex}", name()
+    config = shared(redis_server.url, **{n: {"key": key, "max_parallel": 3}})
+    one, two = await make_gateway(config), await make_gateway(config)
+    held = [asyncio.ensure_future(post(g, key)) for g in (one, two, one)]
+    while len(upstream.requests) < 3:
+        await asyncio.sleep(0.01)
+    assert (await post(two, key)).status == 429
+    gate.set()
+    assert [(await h).status for h in held] == [200, 200, 200]
+    assert (await post(two, key)).status == 200
+
+
+async def test_two_gateways_share_a_budget(make_gateway, redis_server):
+    key, n = f"sk-router-{uuid.uuid4().hex}", name()
+    config = shared(redis_server.url, **{n: {"key": key, "monthly_budget_usd": 0.5}})
+    one, two = await make_gateway(config), await make_gateway(config)
+    assert (await post(one, key)).status == 200
+    await one.app[STORE].settle(n, Limits(monthly_budget_usd=0.5), 0, 0.5, time.time())  # spent on gateway one
+    resp = await post(two, key)
+    assert resp.status == 402 and "monthly_budget_usd ($0.5 per UTC month)" in (await resp.json())["error"]["message"]
+    assert await two.app[STORE].spend(n, time.time()) == (0.5, 0.5)
+
+
+async def test_budget_settles_from_real_usage(make_gateway, redis_server):
+    """The fake upstream reports 11 input and 7 output tokens; at $1M/Mtok that is $18 a request."""
+    key, n = f"sk-router-{uuid.uuid4().hex}", name()
+    config = shared(redis_server.url, **{n: {"key": key, "daily_budget_usd": 30}})
+    config["models"] = {"openai/gpt-4o": {"input_per_mtok": 1e6, "output_per_mtok": 1e6}}
+    gateway = await make_gateway(config)
+    assert (await post(gateway, key)).status == 200
+    if not hasattr(__import__("router_core"), "Outcome"):
+        pytest.skip("request_finished (issue 9) has not landed: usage is not settled yet")
+    for _ in range(50):
+        if (await gateway.app[STORE].spend(n, time.time()))[0] >= 18:
+            break
+        await asyncio.sleep(0.02)
+    assert (await gateway.app[STORE].spend(n, time.time()))[0] == pytest.approx(18)
+    assert (await post(gateway, key)).status == 200  # 18 < 30
+    await asyncio.sleep(0.1)
+    resp = await post(gateway, key)  # 36 >= 30
+    assert resp.status == 402
+
+
+@pytest.mark.parametrize("on_error", ["fail_closed", "fail_open"])
+async def test_redis_killed_mid_test(make_gateway, redis_server, on_error, caplog):
+    key, n = f"sk-router-{uuid.uuid4().hex}", name()
+    gateway = await make_gateway(shared(redis_server.url, on_error, **{n: {"key": key, "rpm": 2}}))
+    assert [(await post(gateway, key)).status for _ in range(3)] == [200, 200, 429]
+    caplog.set_level(logging.INFO, logger="llm_router.store")
+    redis_server.stop()
+    try:
+        statuses = [(await post(gateway, key)).status for _ in range(5)]
+        if on_error == "fail_closed":
+            assert statuses == [503] * 5
+            resp = await post(gateway, key)
+            assert (await resp.json())["error"]["code"] == "store_unavailable" and resp.headers["Retry-After"] == "1"
+        else:
+            assert statuses == [200] * 5
+        health = gateway.app[HEALTH]
+        assert not health.up and health.errors >= 5
+        assert (health.refused if on_error == "fail_closed" else health.admitted_unchecked) >= 5
+    finally:
+        redis_server.start()
+    deadline = time.monotonic() + 5
+    status = None
+    while time.monotonic() < deadline:
+        status = (await post(gateway, key)).status
+        if status == 429:  # Redis answers again and still holds the bucket: the limit is back
+            break
+        await asyncio.sleep(0.1)
+    assert status == 429
+    down = [r for r in caplog.records if "store unreachable" in r.getMessage()]
+    back = [r for r in caplog.records if "store reachable again" in r.getMessage()]
+    assert len(down) == 1 and len(back) == 1  # logged once per change of state, not per request
+
+
+async def test_unreachable_redis_at_startup_is_a_clear_error(make_gateway):
+    from tests.services import free_port
+
+    config = shared(f"redis://127.0.0.1:{free_port()}/0", **{name(): {"key": f"sk-router-{uuid.uuid4().hex}"}})
+    with pytest.raises(ConfigError, match=r"store.url: cannot reach the Redis store"):
+        await make_gateway(config)
+
+
+async def test_a_redis_that_refuses_scripts_is_refused_at_startup(redis_server):
+    store = RedisStore(redis_server.url, 0.5)
+
+    async def refuse(*args, **kwargs):
+        from redis.exceptions import ResponseError
+
+        raise ResponseError("ERR unknown command 'EVALSHA'")
+
+    store.scripts["admit"] = refuse
+    with pytest.raises(Exception, match=r"refuses Lua scripts"):
+        await store.start()
+    await store.close()
+
+
+def cli(*args: str, config: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLM_ROUTER_LOG": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "router_core.cli", "keys", *args, "--config", config],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_keys_cli_create_list_rotate_revoke(make_gateway, redis_server, tmp_path):
+    config = tmp_path / "plugins.toml"
+    config.write_text(
+        f'[plugins]\nenabled = ["keys", "zdr"]\n[store]\nurl = "{redis_server.url}"\n'
+        '[providers.echo]\nkind = "echo"\nzdr = true\n'
+    )
+    n = name()
+    made = cli("create", n, "--rpm", "5", "--models", "echo/*", "--policy", '{"zdr": true}', config=str(config))
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("sk-router-") and len(key) > 40
+    gateway = await make_gateway(shared(redis_server.url) | {"plugins": {"enabled": ["keys", "zdr"]}})
+    assert (await post(gateway, key, {**CHAT, "model": "echo/x"})).status == 200
+    assert (await post(gateway, key)).status == 403  # openai/* is not in its models
+    listed = cli("list", config=str(config))
+    assert n in listed.stdout and "rpm=5" in listed.stdout and key not in listed.stdout + listed.stderr
+    assert cli("create", n, config=str(config)).returncode == 2  # the name is taken
+    bad = cli("create", name(), "--policy", '{"tags": 1}', config=str(config))
+    assert bad.returncode == 2 and "--policy.tags: no enabled plugin owns" in bad.stderr
+    rotated = cli("rotate", n, config=str(config))
+    new_key = rotated.stdout.strip()
+    assert rotated.returncode == 0 and new_key != key
+    await gateway.app[REGISTRY].refresh()  # what the refresh task does every second
+    assert (await post(gateway, key, {**CHAT, "model": "echo/x"})).status == 401
+    assert (await post(gateway, new_key, {**CHAT, "model": "echo/x"})).status == 200
+    assert cli("revoke", n, config=str(config)).returncode == 0
+    await asyncio.sleep(1.3)  # the refresh task picks it up on its own
+    assert (await post(gateway, new_key, {**CHAT, "model": "echo/x"})).status == 401
+
+
+def test_keys_cli_needs_a_shared_store(tmp_path):
+    config = tmp_path / "plugins.toml"
+    config.write_text('[plugins]\nenabled = ["keys"]\n')
+    done = cli("create", "x", config=str(config))
+    assert done.returncode == 2 and 'set [store] url = "redis://' in done.stderr
