@@ -27,6 +27,7 @@ from .base import (
 
 __all__ = [
     "HEALTH",
+    "KEY_NAME",
     "STORE",
     "Admission",
     "KeyRecord",
@@ -114,6 +115,9 @@ class StoreHealth:
 
 
 STORE = web.AppKey("router_store.store", Store)
+#: The name of the client key a request was made with, set by the plugin that checks keys
+#: (routes outside the request pipeline, such as a ledger lookup, read it here).
+KEY_NAME = web.RequestKey("llm_router.key_name", str)
 HEALTH = web.AppKey("router_store.health", StoreHealth)
 
 

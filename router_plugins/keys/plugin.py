@@ -25,7 +25,7 @@ from router_core.config import ConfigError
 from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
 from router_plugins.tokens import message_tokens, tool_tokens
-from router_store import HEALTH, StoreUnavailable, app_store, close_app_store, store_settings
+from router_store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
 from router_store.pricing import cost_usd
 
 from .registry import KeyRegistry
@@ -157,6 +157,7 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         raise PolicyViolation("This key's policy cannot be enforced by this gateway; ask its administrator.")
     state = Admitted(key)
     token = CURRENT.set(state)
+    request[KEY_NAME] = key.name
     try:
         return await handler(request)
     except LimitExceeded as exc:
