@@ -83,6 +83,8 @@ def pre_request(ctx: RequestContext) -> None:
     ctx.call.map_text(redaction.redact_text)
     ctx.plugin_state[STATE] = redaction
     if redaction.counts:
+        for kind, count in redaction.counts.items():
+            ctx.note_redactions(kind, count)
         ctx.headers["x-router-redactions"] = redaction.header()
         log.debug("redacted %s", redaction.header())
     if restore and redaction.originals:
