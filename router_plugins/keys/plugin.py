@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import attrs
-import orjson
 from aiohttp import web
 
 from router_core import PolicyViolation, RequestContext, Route, hookimpl
@@ -71,6 +70,8 @@ class LimitExceeded(GatewayError):
         super().__init__(message, code="budget_exceeded" if budget else "rate_limit_exceeded")
         self.limit = limit
         self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
         if budget:
             self.status, self.type = 402, "insufficient_quota"
 
@@ -79,13 +80,7 @@ class StoreDown(GatewayError):
     status = 503
     type = "server_error"
     code = "store_unavailable"
-
-
-def refused(error: LimitExceeded | StoreDown, retry_after: float | None) -> web.Response:
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else {}
-    return web.Response(
-        status=error.status, body=orjson.dumps(error.body()), content_type="application/json", headers=headers
-    )
+    headers = {"Retry-After": "1"}  # noqa: RUF012  (read-only, as the class attribute it overrides)
 
 
 # ---------------------------------------------------------------- startup
@@ -160,10 +155,6 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
     request[KEY_NAME] = key.name
     try:
         return await handler(request)
-    except LimitExceeded as exc:
-        return refused(exc, exc.retry_after)
-    except StoreDown as exc:
-        return refused(exc, 1.0)
     finally:
         CURRENT.reset(token)
         if state.lease is not None:
@@ -194,6 +185,7 @@ async def pre_request(ctx: RequestContext) -> None:
         return
     ctx.plugin_state[NAME] = state
     key = state.key
+    ctx.key_name = key.name
     if key.policy:
         ctx.gateway = ctx.app[RUNTIME].schema.enforce(ctx.gateway, key.policy, f"keys.{key.name}.policy")
     if ctx.call.model:

@@ -16,9 +16,10 @@ import attrs
 import orjson
 from aiohttp import web
 
-from router_core import hookimpl
+from router_core import Outcome, hookimpl
 from router_core.config import ConfigError, converter, validation_errors
 from router_core.errors import NotFound
+from router_core.pipeline import RUNTIME
 from router_store import KEY_NAME
 
 from .backends import LedgerUnavailable, open_ledger
@@ -92,10 +93,10 @@ async def router_shutdown(app: web.Application) -> None:
 
 
 @hookimpl
-def request_finished(ctx: Any, outcome: Any) -> None:
-    if ctx is None or WRITER not in ctx.app:
-        return
-    ctx.app[WRITER].add(row_of(outcome, ctx.config))
+def request_finished(outcome: Outcome, app: web.Application) -> None:
+    writer = app.get(WRITER)
+    if writer is not None:
+        writer.add(row_of(outcome, app[RUNTIME].config))
 
 
 @hookimpl

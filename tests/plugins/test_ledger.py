@@ -87,7 +87,10 @@ def test_rows_are_summed_per_group():
 async def check_ledger(ledger: Ledger) -> None:
     await ledger.start()
     try:
-        rows = [make_row(request_id=f"r{i}", key_name="a" if i % 2 else "b", tag="code" if i < 3 else None) for i in range(10)]
+        rows = [
+            make_row(request_id=f"r{i}", key_name="a" if i % 2 else "b", tag="code" if i < 3 else None)
+            for i in range(10)
+        ]
         await ledger.write(rows[:4])
         await ledger.write(rows[4:])
         by_key = {r["name"]: r for r in await ledger.usage("key", "2026-11-01")}
