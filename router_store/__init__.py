@@ -26,6 +26,7 @@ from .base import (
 )
 
 __all__ = [
+    "GAUGES",
     "HEALTH",
     "KEY_NAME",
     "STORE",
@@ -39,6 +40,7 @@ __all__ = [
     "app_store",
     "close_app_store",
     "open_store",
+    "publish",
     "store_settings",
 ]
 
@@ -115,6 +117,9 @@ class StoreHealth:
 
 
 STORE = web.AppKey("router_store.store", Store)
+#: Figures a plugin publishes for /metrics: ``app[GAUGES]["ledger_rows_dropped"] = lambda: n``
+#: (read at scrape time; a name ending in ``_total`` is a counter).
+GAUGES = web.AppKey("llm_router.gauges", dict)
 #: The name of the client key a request was made with, set by the plugin that checks keys
 #: (routes outside the request pipeline, such as a ledger lookup, read it here).
 KEY_NAME = web.RequestKey("llm_router.key_name", str)
@@ -145,5 +150,6 @@ async def close_app_store(app: web.Application) -> None:
         await store.close()
 
 
-def store_health(app: web.Application) -> StoreHealth | None:
-    return app.get(HEALTH)
+def publish(app: web.Application, name: str, read: Any) -> None:
+    """Publish a figure for /metrics (see :data:`GAUGES`)."""
+    app.setdefault(GAUGES, {})[name] = read

@@ -20,7 +20,7 @@ from router_core import Outcome, hookimpl
 from router_core.config import ConfigError, converter, validation_errors
 from router_core.errors import NotFound
 from router_core.pipeline import RUNTIME
-from router_store import KEY_NAME
+from router_store import KEY_NAME, publish
 
 from .backends import LedgerUnavailable, open_ledger
 from .schema import as_generation, row_of
@@ -82,6 +82,10 @@ async def router_startup(app: web.Application, config: Any) -> None:
     writer = LedgerWriter(ledger, settings.queue_size, settings.batch_size, settings.flush_seconds)
     writer.start()
     app[WRITER] = writer
+    publish(app, "ledger_rows_written_total", lambda: writer.written)
+    publish(app, "ledger_rows_dropped_total", lambda: writer.dropped)  # the queue was full
+    publish(app, "ledger_rows_failed_total", lambda: writer.failed)  # the database refused a batch
+    publish(app, "ledger_queue_rows", writer.queue.qsize)
 
 
 @hookimpl
