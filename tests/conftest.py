@@ -24,6 +24,10 @@ async def upstream(aiohttp_server) -> FakeUpstream:
     return fake
 
 
+# A gateway without client keys takes JSON only (a web page cannot POST it cross-site).
+JSON = {"Content-Type": "application/json"}
+
+
 def base_config(upstream_url: str) -> dict[str, Any]:
     """A config with an ``openai`` (native) and a ``chatonly`` (openai-chat) provider on the fake."""
     return {

@@ -6,6 +6,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import JSON
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -113,7 +115,7 @@ async def test_generated_bodies_never_crash_the_gateway(make_gateway):
     statuses: set[int] = set()
     for raw in cases:
         for path in ("/v1/chat/completions", "/v1/responses"):
-            resp = await client.post(path, data=raw)
+            resp = await client.post(path, data=raw, headers=JSON)
             text = await resp.text()
             assert resp.status != 500, (path, raw, text)
             statuses.add(resp.status)
