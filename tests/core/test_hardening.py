@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import gzip
 import logging
 import socket
@@ -14,34 +13,13 @@ import time
 import orjson
 import pytest
 
-from router_core.app import create_app
 from router_core.config import ConfigError, parse_config
-from router_core.gateway import deep_merge
-from router_core.server import Serving, bind
-from tests.conftest import JSON, base_config, sdk
+from router_core.server import bind
+from tests.conftest import JSON, sdk
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
 CLIENT_KEY = "sk-router-client-secret-0123456789"
-
-
-@pytest.fixture
-async def served(upstream):
-    """``await served(overrides)`` → a port on 127.0.0.1: the real serving path (limits, handler)."""
-    started: list[Serving] = []
-
-    async def serve(overrides: dict | None = None) -> int:
-        raw = deep_merge(base_config(upstream.url), copy.deepcopy(overrides or {}))
-        config = parse_config(raw, env={})
-        sock = bind("127.0.0.1", 0)
-        serving = Serving(create_app(config), config.server)
-        await serving.start(sock)
-        started.append(serving)
-        return sock.getsockname()[1]
-
-    yield serve
-    for serving in started:
-        await serving.stop()
 
 
 async def exchange(port: int, raw: bytes, wait: float = 5.0) -> bytes:
