@@ -168,19 +168,22 @@ class Provider:
         identity = _encoding(resp) is None
         if identity and resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
             return await resp.read()  # the common case: one read, no copies
-        raw = await self.read_limited(resp, MAX_REPLY_BYTES + 1)
+        raw = await self._collect(resp, MAX_REPLY_BYTES + 1)
         if len(raw) > MAX_REPLY_BYTES:
             raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
-        return raw
+        return bytes(raw)
 
     async def read_limited(self, resp: aiohttp.ClientResponse, limit: int) -> bytes:
         """Up to ``limit`` bytes of the (inflated) body."""
+        return bytes((await self._collect(resp, limit))[:limit])
+
+    async def _collect(self, resp: aiohttp.ClientResponse, limit: int) -> bytearray:
         raw = bytearray()
         async for piece in self.body_pieces(resp):
             raw += piece
             if len(raw) >= limit:
                 break
-        return bytes(raw[:limit])
+        return raw
 
     def body_pieces(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The body as it arrives, inflated piece by piece when the upstream compressed it."""
