@@ -30,6 +30,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .gateway import GatewaySchema
+from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
 from .plugins import PluginHost
 from .providers import BUILTIN_PROVIDERS, Provider, Routes
@@ -42,7 +43,9 @@ CONNECTIONS_PER_HOST = 256
 
 
 def json_error(error: GatewayError) -> web.Response:
-    return web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+    resp = web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+    resp[ERROR_CODE] = error.code or error.type  # for the request's Outcome
+    return resp
 
 
 @web.middleware
@@ -192,7 +195,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     check_providers(config, kinds)
     schema = build_schema(config, host)
 
-    middlewares: list[Any] = [errors_middleware]
+    middlewares: list[Any] = [finish_middleware(host), errors_middleware]
     if config.server.api_keys:
         middlewares.append(auth_middleware(config.server.api_keys))
     else:
@@ -222,8 +225,8 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
                 await host.run(impl, {"app": app})
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/responses", responses_endpoint)
-    app.router.add_post("/v1/chat/completions", chat_endpoint)
+    app.router.add_post("/v1/responses", responses_endpoint, name="responses")
+    app.router.add_post("/v1/chat/completions", chat_endpoint, name="chat")
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
