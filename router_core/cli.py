@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
 import logging
-import multiprocessing
 import os
-import socket
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -38,86 +37,68 @@ def _load(path: str) -> Config:
         raise SystemExit(2) from None
 
 
-def _serve_one(config: Config, host: str, port: int, sock: socket.socket | None) -> None:
-    from .app import create_app
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        app = create_app(config)
-    except ConfigError as exc:
-        for message in exc.messages:
-            print(f"{config.path}: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        web.run_app(
-            app, sock=sock, host=None if sock else host, port=None if sock else port, access_log=None, print=None
-        )
-    except (ConfigError, ValueError) as exc:  # a plugin refused its settings at startup
-        print(f"{config.path}: cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def _check_app(config: Config) -> None:
-    from .app import create_app
-
-    try:
-        create_app(config)
-    except ConfigError as exc:
-        for message in exc.messages:
-            print(f"{config.path}: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def serve(args: argparse.Namespace) -> None:
     import attrs
 
+    from .app import create_app
     from .plugins import PluginHost
+    from .server import bind, raise_fd_limit
+    from .workers import EXIT_CONFIG, EXIT_FAILED, StartupFailed, Supervisor, run_worker
 
     config = _load(args.config)
-    if args.workers is not None:
-        config = attrs.evolve(config, server=attrs.evolve(config.server, workers=max(args.workers, 1)))
-    args.workers = config.server.workers
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    if args.workers is not None:
+        if args.workers < 1:
+            print(f"--workers must be at least 1, got {args.workers}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG)
+        # Plugins that keep state (limits) check the worker count at startup.
+        config = attrs.evolve(config, server=attrs.evolve(config.server, workers=args.workers))
+    workers = config.server.workers
     try:
+        # A plugin may check client keys in place of server.api_keys (AUTHENTICATES).
         authenticated = bool(config.server.api_keys) or PluginHost(config).authenticates
     except ConfigError as exc:
         for message in exc.messages:
             print(f"{config.path}: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_CONFIG) from None
     if not authenticated and not _is_loopback(host):
         print(
             f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only",
             file=sys.stderr,
         )
-        raise SystemExit(2)
-    logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
-    if not authenticated:
-        logging.getLogger("llm_router").warning(
-            "no server.api_keys: client auth is off, so the gateway stays on loopback"
-        )
-    if args.workers <= 1:
-        _serve_one(config, host, port, None)
-        return
-    _check_app(config)  # a config error is said once, not once per worker
-    # One listening socket shared by forked workers: the kernel spreads the connections.
-    sock = socket.create_server((host, port), reuse_port=True, backlog=1024)
-    sock.set_inheritable(True)
-    ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_serve_one, args=(config, host, port, sock)) for _ in range(args.workers)]
-    for w in workers:
-        w.start()
+        raise SystemExit(EXIT_CONFIG)
     try:
-        for w in workers:
-            w.join()
-    except KeyboardInterrupt:
-        for w in workers:
-            w.terminate()
+        create_app(config)  # every config error before anything listens
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    problem = raise_fd_limit(config.server)
+    if problem:
+        print(f"{config.path}: cannot start: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        reason = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        print(f"llm-router: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+    bound_port = sock.getsockname()[1]
+    url = f"http://{host}:{bound_port}/v1"
+    log = logging.getLogger("llm_router")
+    if not authenticated:
+        log.warning("no server.api_keys: client auth is off, so the gateway stays on loopback")
+    try:
+        if workers == 1:
+            run_worker(config, sock, url)
+        else:
+            raise SystemExit(Supervisor(config, sock, url, workers).run())
+    except StartupFailed as exc:
+        print(f"{config.path}: {exc}", file=sys.stderr)
+        raise SystemExit(exc.code) from None
+    finally:
+        sock.close()
 
 
 def check(args: argparse.Namespace) -> None:
