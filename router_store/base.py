@@ -94,12 +94,12 @@ class Store:
     async def close(self) -> None:
         self.closed = True
 
-    async def admit(self, name: str, limits: Limits, tokens: int, now: float) -> Admission:
+    async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         """Check every limit of key ``name`` and, only if all pass, take what the request uses.
 
-        Takes one request from the rpm bucket, ``tokens`` from the tpm bucket and a
-        parallel slot, atomically: concurrent callers on any process never see the
-        same room twice.
+        Takes one request from the rpm bucket, ``tokens`` from the tpm bucket, a
+        parallel slot and ``reserve_usd`` (the input's cost) from the budgets,
+        atomically: concurrent callers on any process never see the same room twice.
         """
         raise NotImplementedError
 
@@ -108,7 +108,10 @@ class Store:
         raise NotImplementedError
 
     async def settle(self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float) -> None:
-        """After the answer: correct the tpm bucket by ``token_delta`` (real − counted) and add the spend."""
+        """After the answer: correct the tpm bucket by ``token_delta`` (real − counted) and the spend by ``cost_usd``.
+
+        ``cost_usd`` is the real cost less what :meth:`admit` reserved, so it may be negative.
+        """
         raise NotImplementedError
 
     async def spend(self, name: str, now: float) -> tuple[float, float]:

@@ -38,7 +38,7 @@ class MemoryStore(Store):
         bucket.refill(capacity, now)
         return bucket
 
-    async def admit(self, name: str, limits: Limits, tokens: int, now: float) -> Admission:
+    async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         day, month = day_and_month(now)
         to_day_end, to_month_end = seconds_to_period_end(now)
         if limits.daily_budget_usd is not None and self.spent.get((name, day), 0) >= limits.daily_budget_usd * MICRO:
@@ -75,7 +75,14 @@ class MemoryStore(Store):
         if leases is not None:
             lease = str(next(self._lease_ids))
             leases[lease] = now + LEASE_SECONDS
+        self._spend(name, reserve_usd, now)
         return Admission(True, lease=lease)
+
+    def _spend(self, name: str, usd: float, now: float) -> None:
+        micro = round(usd * MICRO)
+        if micro:
+            for period in day_and_month(now):
+                self.spent[(name, period)] = self.spent.get((name, period), 0) + micro
 
     async def release(self, name: str, lease: str) -> None:
         self.leases.get(name, {}).pop(lease, None)
@@ -84,10 +91,7 @@ class MemoryStore(Store):
         if limits.tpm is not None and token_delta:
             bucket = self._bucket(name, "tpm", limits.tpm, now)
             bucket.level = max(-limits.tpm, bucket.level - token_delta)  # a debt of at most a minute
-        micro = round(cost_usd * MICRO)
-        if micro:
-            for period in day_and_month(now):
-                self.spent[(name, period)] = self.spent.get((name, period), 0) + micro
+        self._spend(name, cost_usd, now)
 
     async def spend(self, name: str, now: float) -> tuple[float, float]:
         day, month = day_and_month(now)

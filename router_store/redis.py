@@ -51,7 +51,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
 # KEYS: rpm bucket, tpm bucket, parallel leases, day spend, month spend.
 # ARGV: rpm, tpm, tokens, max_parallel, day budget µ$, month budget µ$ (-1: none),
-#       lease id, lease seconds, seconds to day end, seconds to month end.
+#       lease id, lease seconds, seconds to day end, seconds to month end, µ$ to reserve.
 ADMIT = Template(
     _LEVEL
     + """
@@ -89,9 +89,16 @@ if par >= 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[8]), ARGV[7])
   redis.call('EXPIRE', KEYS[3], math.ceil(tonumber(ARGV[8])))
 end
+local reserve = tonumber(ARGV[11])
+if reserve ~= 0 then
+  redis.call('INCRBY', KEYS[4], reserve)
+  redis.call('EXPIRE', KEYS[4], $DAY_TTL)
+  redis.call('INCRBY', KEYS[5], reserve)
+  redis.call('EXPIRE', KEYS[5], $MONTH_TTL)
+end
 return {'ok', '0'}
 """
-).substitute(BUCKET_TTL=BUCKET_TTL)
+).substitute(BUCKET_TTL=BUCKET_TTL, DAY_TTL=DAY_TTL, MONTH_TTL=MONTH_TTL)
 
 # KEYS: tpm bucket, day spend, month spend.  ARGV: tpm (-1: none), token delta, µ$.
 SETTLE = Template(
@@ -103,7 +110,7 @@ if tpm >= 0 and delta ~= 0 then
   redis.call('HSET', KEYS[1], 'l', tostring(l), 't', tostring(now))
   redis.call('EXPIRE', KEYS[1], $BUCKET_TTL)
 end
-if micro > 0 then
+if micro ~= 0 then
   redis.call('INCRBY', KEYS[2], micro)
   redis.call('EXPIRE', KEYS[2], $DAY_TTL)
   redis.call('INCRBY', KEYS[3], micro)
@@ -174,7 +181,7 @@ class RedisStore(Store):
             raise StoreUnavailable(f"cannot reach the Redis store ({type(exc).__name__})") from None
         try:
             probe = [key_of("_probe", w) for w in ("rpm", "tpm", "par", "d", "m")]
-            await self.scripts["admit"](keys=probe, args=["-1", "-1", "0", "-1", "-1", "-1", "x", "1", "1", "1"])
+            await self.scripts["admit"](keys=probe, args=["-1", "-1", "0", "-1", "-1", "-1", "x", "1", "1", "1", "0"])
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(
                 f"the Redis store refuses Lua scripts ({type(exc).__name__}), which exact limits need; "
@@ -185,7 +192,7 @@ class RedisStore(Store):
         self.closed = True
         await self.redis.aclose()
 
-    async def admit(self, name: str, limits: Limits, tokens: int, now: float) -> Admission:
+    async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         day, month = day_and_month(now)
         to_day, to_month = seconds_to_period_end(now)
         lease = f"{now:.6f}-{id(self)}-{time.perf_counter_ns()}"
@@ -201,6 +208,7 @@ class RedisStore(Store):
             str(LEASE_SECONDS),
             f"{to_day:.3f}",
             f"{to_month:.3f}",
+            str(round(reserve_usd * MICRO)),
         ]
         verdict, retry = await self._run(self.scripts["admit"], keys=keys, args=args)
         if verdict == "ok":

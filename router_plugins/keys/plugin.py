@@ -52,6 +52,7 @@ class Admitted:
     key: ClientKey
     lease: str | None = None
     counted_tokens: int = 0
+    reserved_usd: float = 0.0  # the input's cost, taken from the budgets at admission
     checked: bool = False  # limits were taken from the store (not skipped by fail_open)
 
 
@@ -203,13 +204,16 @@ def check_model(key: ClientKey, model: str) -> None:
 
 async def admit(ctx: RequestContext, state: Admitted) -> None:
     key, limits = state.key, state.key.limits
-    tokens = 0
-    if limits.tpm is not None:
+    budgeted = limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None
+    tokens, reserve = 0, 0.0
+    if limits.tpm is not None or budgeted:
         tokens = count_input(ctx) if _size(ctx) < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
+    if budgeted:
+        reserve = cost_usd(ctx.config, ctx.call.model, tokens, 0)
     registry = ctx.app[REGISTRY]
     health = registry.health
     try:
-        verdict = await registry.store.admit(key.name, limits, tokens, time.time())
+        verdict = await registry.store.admit(key.name, limits, tokens, time.time(), reserve)
     except StoreUnavailable as exc:
         health.failed("a limit check", exc)
         if health.on_error == "fail_open":
@@ -222,7 +226,7 @@ async def admit(ctx: RequestContext, state: Admitted) -> None:
     health.ok()
     if not verdict.ok:
         raise over_limit(key, verdict.limit or "", verdict.retry_after, tokens)
-    state.lease, state.counted_tokens, state.checked = verdict.lease, tokens, True
+    state.lease, state.counted_tokens, state.reserved_usd, state.checked = verdict.lease, tokens, reserve, True
 
 
 def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: int) -> LimitExceeded:
@@ -279,6 +283,7 @@ async def request_finished(ctx: RequestContext | None, outcome: Any) -> None:
         return
     registry = ctx.app[REGISTRY]
     try:
-        await registry.store.settle(state.key.name, limits, used - state.counted_tokens, cost, time.time())
+        delta_tokens = used - state.counted_tokens if limits.tpm is not None else 0
+        await registry.store.settle(state.key.name, limits, delta_tokens, cost - state.reserved_usd, time.time())
     except StoreUnavailable as exc:
         registry.health.failed("settling usage", exc)

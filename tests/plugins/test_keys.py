@@ -153,6 +153,15 @@ async def test_budget_spent_is_a_402_naming_it(make_gateway):
     assert int(resp.headers["Retry-After"]) <= 86400
 
 
+async def test_budget_exact_under_concurrency(make_gateway):
+    """Each request's input (5 tokens at $1 each) is taken from the budget as it is admitted."""
+    config = keys_config(a={"key": KEY_A, "daily_budget_usd": 50})
+    config["models"] = {"openai/gpt-4o": {"input_per_mtok": 1e6, "output_per_mtok": 0}}
+    client = await make_gateway(config)
+    statuses = [r.status for r in await asyncio.gather(*[post(client, KEY_A) for _ in range(30)])]
+    assert statuses.count(200) == 10 and statuses.count(402) == 20
+
+
 async def test_model_and_provider_allow_lists(make_gateway):
     client = await make_gateway(keys_config(a={"key": KEY_A, "models": ["openai/gpt-4o*"], "providers": ["chatonly"]}))
     resp = await post(client, KEY_A, {**CHAT, "model": "anthropic/claude"})
