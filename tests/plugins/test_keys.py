@@ -218,3 +218,26 @@ async def test_key_never_in_logs_or_errors(make_gateway, caplog):
     texts.append(await (await post(client, KEY_A, {**CHAT, "model": "x/y"})).text())
     for text in [*texts, caplog.text]:
         assert KEY_A not in text and "0123456789abcdef" not in text
+
+
+async def test_a_client_leaving_mid_stream_gives_its_parallel_slot_back(make_gateway, upstream):
+    async def slow_stream(request, body):
+        from tests.fakes import chat_chunks
+
+        return await upstream.send_stream(request, chat_chunks(["a"] * 50, body["model"]), delay=0.05)
+
+    upstream.handler = slow_stream
+    client = await make_gateway(keys_config(a={"key": KEY_A, "max_parallel": 1}))
+    resp = await post(client, KEY_A, {**CHAT, "stream": True})
+    assert resp.status == 200
+    await resp.content.readany()
+    assert (await post(client, KEY_A)).status == 429  # the stream holds the one slot
+    resp.close()  # the client goes away mid-stream
+    await asyncio.wait_for(upstream.disconnected.wait(), 5)
+    upstream.handler = None
+    for _ in range(50):
+        status = (await post(client, KEY_A)).status
+        if status == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert status == 200

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 
+import attrs
 import pytest
 
+from router_core.cli import main
 from router_core.config import ConfigError
 from router_plugins.keys.plugin import REGISTRY
 from router_store import HEALTH, STORE, Limits
@@ -162,15 +163,27 @@ async def test_a_redis_that_refuses_scripts_is_refused_at_startup(redis_server):
     await store.close()
 
 
-def cli(*args: str, config: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLM_ROUTER_LOG": "WARNING"}
-    return subprocess.run(
-        [sys.executable, "-m", "router_core.cli", "keys", *args, "--config", config],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+@attrs.define
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, config: str) -> Ran:
+    """`llm-router keys …` in this process (its own event loop, in a thread), output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(["keys", *args, "--config", config])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+async def acli(*args: str, config: str) -> Ran:
+    return await asyncio.to_thread(cli, *args, config=config)
 
 
 async def test_keys_cli_create_list_rotate_revoke(make_gateway, redis_server, tmp_path):
@@ -180,25 +193,25 @@ async def test_keys_cli_create_list_rotate_revoke(make_gateway, redis_server, tm
         '[providers.echo]\nkind = "echo"\nzdr = true\n'
     )
     n = name()
-    made = cli("create", n, "--rpm", "5", "--models", "echo/*", "--policy", '{"zdr": true}', config=str(config))
+    made = await acli("create", n, "--rpm", "5", "--models", "echo/*", "--policy", '{"zdr": true}', config=str(config))
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("sk-router-") and len(key) > 40
     gateway = await make_gateway(shared(redis_server.url) | {"plugins": {"enabled": ["keys", "zdr"]}})
     assert (await post(gateway, key, {**CHAT, "model": "echo/x"})).status == 200
     assert (await post(gateway, key)).status == 403  # openai/* is not in its models
-    listed = cli("list", config=str(config))
+    listed = await acli("list", config=str(config))
     assert n in listed.stdout and "rpm=5" in listed.stdout and key not in listed.stdout + listed.stderr
-    assert cli("create", n, config=str(config)).returncode == 2  # the name is taken
-    bad = cli("create", name(), "--policy", '{"tags": 1}', config=str(config))
+    assert (await acli("create", n, config=str(config))).returncode == 2  # the name is taken
+    bad = await acli("create", name(), "--policy", '{"tags": 1}', config=str(config))
     assert bad.returncode == 2 and "--policy.tags: no enabled plugin owns" in bad.stderr
-    rotated = cli("rotate", n, config=str(config))
+    rotated = await acli("rotate", n, config=str(config))
     new_key = rotated.stdout.strip()
     assert rotated.returncode == 0 and new_key != key
     await gateway.app[REGISTRY].refresh()  # what the refresh task does every second
     assert (await post(gateway, key, {**CHAT, "model": "echo/x"})).status == 401
     assert (await post(gateway, new_key, {**CHAT, "model": "echo/x"})).status == 200
-    assert cli("revoke", n, config=str(config)).returncode == 0
+    assert (await acli("revoke", n, config=str(config))).returncode == 0
     await asyncio.sleep(1.3)  # the refresh task picks it up on its own
     assert (await post(gateway, new_key, {**CHAT, "model": "echo/x"})).status == 401
 
