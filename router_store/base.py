@@ -103,12 +103,11 @@ class Store:
         """
         raise NotImplementedError
 
-    async def release(self, name: str, lease: str) -> None:
-        """Give back a parallel-request slot taken by :meth:`admit`."""
-        raise NotImplementedError
-
-    async def settle(self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float) -> None:
-        """After the answer: correct the tpm bucket by ``token_delta`` (real − counted) and the spend by ``cost_usd``.
+    async def settle(
+        self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None
+    ) -> None:
+        """After the answer, in one step: correct the tpm bucket by ``token_delta`` (real − counted),
+        the spend by ``cost_usd`` and give back the parallel slot ``lease`` taken by :meth:`admit`.
 
         ``cost_usd`` is the real cost less what :meth:`admit` reserved, so it may be negative.
         """

@@ -84,10 +84,11 @@ class MemoryStore(Store):
             for period in day_and_month(now):
                 self.spent[(name, period)] = self.spent.get((name, period), 0) + micro
 
-    async def release(self, name: str, lease: str) -> None:
-        self.leases.get(name, {}).pop(lease, None)
-
-    async def settle(self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float) -> None:
+    async def settle(
+        self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None
+    ) -> None:
+        if lease is not None:
+            self.leases.get(name, {}).pop(lease, None)
         if limits.tpm is not None and token_delta:
             bucket = self._bucket(name, "tpm", limits.tpm, now)
             bucket.level = max(-limits.tpm, bucket.level - token_delta)  # a debt of at most a minute

@@ -100,7 +100,7 @@ return {'ok', '0'}
 """
 ).substitute(BUCKET_TTL=BUCKET_TTL, DAY_TTL=DAY_TTL, MONTH_TTL=MONTH_TTL)
 
-# KEYS: tpm bucket, day spend, month spend.  ARGV: tpm (-1: none), token delta, µ$.
+# KEYS: tpm bucket, day spend, month spend, parallel leases.  ARGV: tpm (-1: none), token delta, µ$, lease ('': none).
 SETTLE = Template(
     _LEVEL
     + """
@@ -116,6 +116,7 @@ if micro ~= 0 then
   redis.call('INCRBY', KEYS[3], micro)
   redis.call('EXPIRE', KEYS[3], $MONTH_TTL)
 end
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[4], ARGV[4]) end
 return 1
 """
 ).substitute(BUCKET_TTL=BUCKET_TTL, DAY_TTL=DAY_TTL, MONTH_TTL=MONTH_TTL)
@@ -216,16 +217,16 @@ class RedisStore(Store):
         seconds = float(retry)
         return Admission(False, verdict, None if seconds < 0 else seconds)
 
-    async def release(self, name: str, lease: str) -> None:
-        await self._run(self.redis.zrem, key_of(name, "par"), lease)
-
-    async def settle(self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float) -> None:
+    async def settle(
+        self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None
+    ) -> None:
         micro = round(cost_usd * MICRO)
-        if not micro and not (limits.tpm is not None and token_delta):
+        if not micro and lease is None and not (limits.tpm is not None and token_delta):
             return
         day, month = day_and_month(now)
-        keys = [key_of(name, "tpm"), key_of(name, day), key_of(name, month)]
-        await self._run(self.scripts["settle"], keys=keys, args=[_none(limits.tpm), str(token_delta), str(micro)])
+        keys = [key_of(name, "tpm"), key_of(name, day), key_of(name, month), key_of(name, "par")]
+        args = [_none(limits.tpm), str(token_delta), str(micro), lease or ""]
+        await self._run(self.scripts["settle"], keys=keys, args=args)
 
     async def spend(self, name: str, now: float) -> tuple[float, float]:
         day, month = day_and_month(now)

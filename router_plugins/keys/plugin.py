@@ -4,7 +4,7 @@ The middleware authenticates every request (in place of ``server.api_keys``, whi
 stay valid as one unlimited key named ``server``); ``pre_request`` applies the key's
 policy and takes what the request uses from the store in one atomic step;
 ``select_provider`` holds the key to its providers; ``request_finished`` settles the
-real tokens and the spend.
+real tokens and the spend and gives the parallel slot back, in one more step.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from router_core import PolicyViolation, RequestContext, Route, hookimpl
+from router_core import Outcome, PolicyViolation, RequestContext, Route, hookimpl
 from router_core.config import ConfigError
 from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
@@ -158,16 +158,6 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     finally:
         CURRENT.reset(token)
-        if state.lease is not None:
-            await release(request.app, key, state.lease)
-
-
-async def release(app: web.Application, key: ClientKey, lease: str) -> None:
-    health = app[HEALTH]
-    try:
-        await app[REGISTRY].store.release(key.name, lease)
-    except StoreUnavailable as exc:  # the slot frees itself after LEASE_SECONDS
-        health.failed("releasing a parallel slot", exc)
 
 
 def count_input(ctx: RequestContext) -> int:
@@ -272,18 +262,23 @@ def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | N
 
 
 @hookimpl
-async def request_finished(ctx: RequestContext | None, outcome: Any) -> None:
+async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+    """Settle after the answer went out (so it adds nothing to the answer's latency).
+
+    The core calls this exactly once per request, a client that left mid-stream
+    included, so the parallel slot always comes back here.
+    """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
     if state is None or not state.checked:
         return
     limits = state.key.limits
-    used = (outcome.input_tokens or 0) + (outcome.output_tokens or 0) + (outcome.planner_tokens or 0)
-    cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens or 0, outcome.output_tokens or 0)
-    if limits.tpm is None and limits.daily_budget_usd is None and limits.monthly_budget_usd is None:
-        return
+    used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens
+    cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
+    token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
     try:
-        delta_tokens = used - state.counted_tokens if limits.tpm is not None else 0
-        await registry.store.settle(state.key.name, limits, delta_tokens, cost - state.reserved_usd, time.time())
-    except StoreUnavailable as exc:
+        await registry.store.settle(
+            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), state.lease
+        )
+    except StoreUnavailable as exc:  # a parallel slot then frees itself after LEASE_SECONDS
         registry.health.failed("settling usage", exc)
