@@ -20,9 +20,9 @@ from .call import (
     Usage,
 )
 from .config import Config
-from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route, Scores
+from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
-from .plugins import hookimpl
+from .plugins import Manifest, hookimpl
 from .providers import Provider, UpstreamFailure
 from .streaming import sse_data
 from .upstream import try_routes
@@ -39,6 +39,7 @@ __all__ = [
     "GatewayError",
     "GatewayField",
     "Message",
+    "Manifest",
     "ModelNotFound",
     "Outcome",
     "Part",
@@ -48,7 +49,6 @@ __all__ = [
     "ReplyBody",
     "RequestContext",
     "Route",
-    "Scores",
     "StreamEnd",
     "StreamPiece",
     "TextDelta",

@@ -7,10 +7,13 @@ import logging
 from typing import Any
 
 import aiohttp
+import attrs
+from aiohttp import web
 
 from router_core import (
     IMAGE,
     BadRequest,
+    Manifest,
     Message,
     Part,
     Reply,
@@ -29,6 +32,27 @@ GENERATION_TIMEOUT = 180.0
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=60)
 # A generated image is a few MB at most; a bigger download is not an image we asked for.
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
+
+
+@attrs.frozen
+class ImageSettings:
+    """``[plugins.image]``: passed to the provider's images API when set (else the provider's defaults)."""
+
+    size: str | None = None  # "1024x1024"
+    quality: str | None = None  # "standard", "hd", "low" … as the model accepts
+    response_format: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(("url", "b64_json")))
+    )
+
+
+# Tags choose a model first; when the prompt asks for an image, this plugin replaces it.
+MANIFEST = Manifest(requires_scores=("wants_image",), after=("tags",), settings=ImageSettings)
+SETTINGS = web.AppKey("image.settings", ImageSettings)
+
+
+@hookimpl
+def router_startup(app: web.Application, settings: ImageSettings) -> None:
+    app[SETTINGS] = settings
 
 
 @hookimpl
@@ -50,7 +74,7 @@ def pre_request(ctx: RequestContext) -> None:
 @hookimpl
 async def select_model(ctx: RequestContext) -> str | None:
     model = ctx.gateway.get("imageGenerationModel")
-    if not model or not (await ctx.scores()).wants_image:
+    if not model or not (await ctx.scores("wants_image")).get("wants_image", False):
         return None
     ctx.plugin_state["image"] = True
     return model
@@ -60,12 +84,12 @@ async def select_model(ctx: RequestContext) -> str | None:
 async def serve_request(ctx: RequestContext, routes: list[Route]) -> Reply | None:
     if not ctx.plugin_state.get("image"):
         return None
-    settings = ctx.config.plugin_settings("image")
+    settings = attrs.asdict(ctx.app[SETTINGS])
 
     async def generate(route: Route) -> dict[str, Any]:
         body: dict[str, Any] = {"model": route.model, "prompt": ctx.call.prompt, "n": 1}
         for key in ("size", "quality", "response_format"):  # [plugins.image] may set them
-            if key in settings:
+            if settings[key] is not None:
                 body[key] = settings[key]
         provider = route.provider
         answer = await provider.post_json(f"{provider.base_url}/images/generations", body, GENERATION_TIMEOUT)
