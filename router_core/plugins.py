@@ -269,10 +269,11 @@ class PluginHost:
                 if other not in self.manifests:
                     hint = "enable it" if other in self.installed else "it is not installed"
                     errors.append(f"{where} the {other!r} plugin; {hint}")
-            for score in manifest.requires_scores:
-                if score not in scores:
-                    hint = self._enable(lambda p, s=score: s in _provided_scores(p))
-                    errors.append(f"{where} the score {score!r}, {unmet}; {hint}")
+            lacking = [score for score in manifest.requires_scores if score not in scores]
+            if lacking:
+                hint = self._enable(lambda p, want=set(lacking): want <= set(_provided_scores(p)))
+                what = "the score" if len(lacking) == 1 else "the scores"
+                errors.append(f"{where} {what} {', '.join(map(repr, lacking))}, {unmet}; {hint}")
             for field in manifest.requires_gateway_fields:
                 if field not in fields:
                     hint = self._enable(lambda p, f=field: f in _fields_of(p))

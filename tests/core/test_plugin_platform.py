@@ -48,7 +48,7 @@ def test_each_plugin_alone_starts_or_names_what_to_enable(upstream, name):
 @pytest.mark.parametrize(
     ("name", "missing", "hint"),
     [
-        ("tags", "the score 'tag'", "enable 'llm-scorer' or 'scorer'"),
+        ("tags", "the scores 'tag', 'tag_scores', 'complexity'", "enable 'llm-scorer' or 'scorer'"),
         ("planning", "the score 'complexity'", "enable 'llm-scorer' or 'scorer'"),
         ("image", "the score 'wants_image'", "enable 'llm-scorer' or 'scorer'"),
         ("history", "the score 'history_dependency'", "enable 'llm-scorer' or 'scorer'"),
