@@ -22,6 +22,7 @@ from .call import (
 from .config import Config
 from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
+from .images import GeneratedImage
 from .plugins import Manifest, hookimpl
 from .providers import Provider, UpstreamFailure
 from .streaming import sse_data
@@ -38,6 +39,7 @@ __all__ = [
     "Config",
     "GatewayError",
     "GatewayField",
+    "GeneratedImage",
     "Message",
     "Manifest",
     "ModelNotFound",
