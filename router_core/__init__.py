@@ -20,7 +20,7 @@ from .call import (
     Usage,
 )
 from .config import Config
-from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
+from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route, Scores
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
@@ -40,6 +40,7 @@ __all__ = [
     "GatewayField",
     "Message",
     "ModelNotFound",
+    "Outcome",
     "Part",
     "PolicyViolation",
     "Provider",

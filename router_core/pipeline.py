@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -15,11 +16,13 @@ from aiohttp import web
 
 from . import upstream
 from .call import Call, Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
-from .config import Config
+from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route, Scores
 from .dialects import chat, responses
 from .errors import BadRequest, GatewayError, UpstreamError
 from .gateway import GatewaySchema
+from .limits import check_counts, check_depth, read_body
+from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
 from .streaming import DONE, encode_event, sse_data
@@ -46,27 +49,34 @@ RUNTIME = web.AppKey("runtime", Runtime)
 # ---------------------------------------------------------------- ingress
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()  # aiohttp enforces client_max_size → 413
+async def read_json(request: web.Request, server: ServerConfig) -> dict[str, Any]:
+    raw = await read_body(request, server)  # 408 when it stalls, 413 when it is too big
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    check_depth(raw, body)
+    check_counts(body, server)
     return body
 
 
 async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
     """One request in ``codec``'s dialect, answered in the same dialect."""
     rt = request.app[RUNTIME]
-    body = await read_json(request)
-    ctx = RequestContext(
-        call=codec.decode_request(body),
+    body = await read_json(request, rt.config.server)
+    call = codec.decode_request(body)
+    rid = request[REQUEST_ID]
+    ctx = request[CONTEXT] = RequestContext(
+        call=call,
         gateway=rt.schema.parse(body.get("gateway")),
         config=rt.config,
         app=request.app,
+        headers={"x-request-id": rid},
         debug=request.headers.get("x-router-debug") == "1",
+        request_id=rid,
+        model_requested=call.model or None,
         scorer=lambda ctx: score(rt, ctx),
         complete=lambda ctx, call: complete(rt, ctx, call),
     )
@@ -80,6 +90,7 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
         return await stream_answer(request, rt, ctx, routes, codec)
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
+    ctx.usage = reply.usage
     return await respond(rt, ctx, ReplyBody(codec, render_reply(ctx, codec, answer, reply, attempt)))
 
 
@@ -123,6 +134,7 @@ async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:
     call.stream = False
     routes = await choose_routes(rt, ctx, call)
     _, reply, _ = await upstream.send(rt.host, ctx, routes, call)
+    ctx.side_tokens += reply.usage.total_tokens
     return reply
 
 
@@ -132,10 +144,12 @@ async def answer_locally(
     """A plugin answered (``serve_request``): render its Reply as if an upstream had sent it."""
     ctx.headers.setdefault("x-router-model", ctx.call.model)
     reply.usage.extra.update(ctx._usage_extra)
+    ctx.usage = reply.usage
     if not ctx.call.stream:
         return await respond(rt, ctx, ReplyBody(codec, encode_reply(ctx, codec, reply)))
     resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
     await resp.prepare(request)
+    ctx.first_byte_at = time.perf_counter()
     encoder = codec.StreamEncoder(new_reply_id(codec), reply.model, ctx.call)
     named = codec is responses
     await write_events(resp, encoder.start(), named)
@@ -165,6 +179,7 @@ def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
     ctx.headers["x-router-model"] = ctx.call.model
     ctx.headers["x-router-provider"] = attempt.route.name
     ctx.headers["x-router-fallbacks"] = str(len(attempt.failures))
+    ctx.note_route(attempt.route.name, len(attempt.failures))
 
 
 def new_reply_id(codec: ModuleType) -> str:
@@ -194,6 +209,7 @@ async def stream_answer(
         set_route_headers(ctx, attempt)
         resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
         await resp.prepare(request)
+        ctx.first_byte_at = time.perf_counter()
         relay = (
             passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
         )
@@ -201,21 +217,61 @@ async def stream_answer(
             await relay(resp, rt, ctx, chunks, attempt.codec, codec)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             log.info("client went away mid-stream; upstream request closed")
+            ctx.error_code = "client_closed"
             return resp
         except (UpstreamFailure, GatewayError) as exc:
             log.warning("stream from %s failed mid-way: %s", attempt.route, type(exc).__name__)
+            ctx.error_code = "stream_failed"
             await resp.write(stream_error(codec, exc.message))
         except Exception as exc:  # garbage from upstream or a bug: the status is sent, so end the stream cleanly
             log.warning("stream from %s broke mid-way: %s", attempt.route, type(exc).__name__)
+            ctx.error_code = "stream_failed"
             await resp.write(stream_error(codec, f"the answer from provider '{attempt.route.name}' broke off"))
         await resp.write_eof()
         return resp
 
 
 async def passthrough(resp, rt, ctx, chunks, upstream_codec, codec) -> None:
-    """Same dialect, nothing to change: bytes go out as they arrive."""
+    """Same dialect, nothing to change: bytes go out as they arrive (the usage event is read on the side)."""
+    tap = UsageTap(upstream_codec)
     async for chunk in chunks:
         await resp.write(chunk)
+        tap.feed(chunk)
+    ctx.usage = tap.usage
+
+
+class UsageTap:
+    """Finds the usage in a stream relayed as bytes, parsing only the lines that carry one."""
+
+    # A line longer than this without an end is not one we can afford to hold.
+    MAX_PENDING = 1024 * 1024
+
+    def __init__(self, codec: ModuleType) -> None:
+        self.codec = codec
+        self.pending = b""
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self.pending + chunk if self.pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.pending = data if len(data) <= self.MAX_PENDING else b""
+            return
+        self.pending = data[cut + 1 :] if len(data) - cut - 1 <= self.MAX_PENDING else b""
+        if b'"usage"' not in data:
+            return
+        for line in data[:cut].split(b"\n"):
+            if line.startswith(b"data:") and b'"usage"' in line:
+                self.read(line[5:].strip())
+
+    def read(self, payload: bytes) -> None:
+        try:
+            pieces = list(self.codec.decode_event(orjson.loads(payload)))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return  # the relayed bytes are the client's to judge; the outcome just lacks tokens
+        for piece in pieces:
+            if isinstance(piece, StreamEnd) and piece.usage is not None:
+                self.usage = piece.usage
 
 
 async def translate(resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, chunks, upstream_codec, codec) -> None:
@@ -240,6 +296,7 @@ async def translate(resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, 
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
     end.usage.extra.update(ctx._usage_extra)
+    ctx.usage = end.usage
     await write_pieces(resp, rt, ctx, encoder, end, named)
     await write_events(resp, encoder.close(), named)
     if not named:

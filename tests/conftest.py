@@ -11,6 +11,7 @@ import pytest
 from router_core.app import create_app
 from router_core.config import parse_config
 from router_core.gateway import deep_merge
+from router_core.server import Serving, bind
 from tests.fakes import FakeUpstream, fake_app
 from tests.services import postgres_url, redis_server  # noqa: F401  (fixtures for every test module)
 
@@ -22,6 +23,10 @@ async def upstream(aiohttp_server) -> FakeUpstream:
     server = await aiohttp_server(fake_app(fake))
     fake.url = str(server.make_url("/v1"))
     return fake
+
+
+# A gateway without client keys takes JSON only (a web page cannot POST it cross-site).
+JSON = {"Content-Type": "application/json"}
 
 
 def base_config(upstream_url: str) -> dict[str, Any]:
@@ -50,6 +55,26 @@ def make_gateway(aiohttp_client, upstream):
         return await aiohttp_client(create_app(config, list(plugins)))
 
     return make
+
+
+@pytest.fixture
+async def served(upstream):
+    """``await served(overrides)`` → a port on 127.0.0.1 where the gateway runs as ``serve`` runs
+    it (router_core.server: client limits, handler cancellation, its HTTP error handler)."""
+    started: list[Serving] = []
+
+    async def serve(overrides: dict[str, Any] | None = None) -> int:
+        raw = deep_merge(base_config(upstream.url), copy.deepcopy(overrides or {}))
+        config = parse_config(raw, env={})
+        sock = bind("127.0.0.1", 0)
+        serving = Serving(create_app(config), config.server)
+        await serving.start(sock)
+        started.append(serving)
+        return sock.getsockname()[1]
+
+    yield serve
+    for serving in started:
+        await serving.stop()
 
 
 @pytest.fixture

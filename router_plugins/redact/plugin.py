@@ -99,6 +99,8 @@ async def pre_request(ctx: RequestContext) -> None:
     await redact_off_loop(ctx, redaction)
     ctx.plugin_state[STATE] = redaction
     if redaction.counts:
+        for kind, count in redaction.counts.items():
+            ctx.note_redactions(kind, count)
         ctx.headers["x-router-redactions"] = redaction.header()
         log.debug("redacted %s", redaction.header())
     if redaction.restore and redaction.originals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -23,7 +24,7 @@ from router_core import (
 )
 from router_core.app import create_app
 from router_core.config import ConfigError, parse_config
-from tests.conftest import base_config, sdk
+from tests.conftest import JSON, base_config, sdk
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -117,6 +118,10 @@ class Recorder:
             return [piece, TextDelta("+")]
         return None
 
+    @hookimpl
+    def request_finished(self, ctx, outcome):
+        self.calls.append("request_finished")
+
 
 @pytest.fixture
 def recorder():
@@ -132,7 +137,7 @@ async def client(make_gateway, recorder):
 
 
 async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upstream):
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 200
     body = await resp.json()
     assert body["choices"][0]["message"]["content"] == "Hello from upstream!"
@@ -143,6 +148,10 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
     assert upstream.last.json["model"] == "gpt-4o-via-chatonly"
     assert upstream.last.json["metadata"] == {"via": "chatonly"}
     assert upstream.last.json["messages"][0]["content"] == "hi [seen by recorder]"
+    for _ in range(100):  # request_finished runs just after the answer went out
+        if "request_finished" in recorder.calls:
+            break
+        await asyncio.sleep(0.01)
     request_hooks = [
         c
         for c in recorder.calls
@@ -156,6 +165,7 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
         "serve_request",
         "upstream_request",
         "post_response",
+        "request_finished",
     ]
 
 
@@ -173,15 +183,15 @@ async def test_startup_hooks_and_routes(client, recorder):
 
 async def test_plugin_gateway_field_validated_with_path(client):
     body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"limit": 3}}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert resp.status == 400
     error = (await resp.json())["error"]
     assert error["param"] == "gateway.budget.limit"
     body["gateway"] = {"costBudget": {"labels": "not-a-list"}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert (await resp.json())["error"]["param"] == "gateway.costBudget.labels"
     body["gateway"] = {"budget": {"limit": 0.5, "nope": 1}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert resp.status == 400
 
 
@@ -204,10 +214,10 @@ async def test_server_defaults_fill_and_policy_wins(make_gateway):
     client = await make_gateway(
         {"gateway": {"budget": {"limit": 0.3}}, "policy": {"strict": True}}, plugins=[("reads", reads)]
     )
-    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert reads.seen == {"budget": Budget(limit=0.3), "strict": True}
     body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"labels": ["a"]}, "strict": False}}
-    await client.post(CHAT, data=orjson.dumps(body))
+    await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert reads.seen == {"budget": Budget(limit=0.3, labels=["a"]), "strict": True}
 
 
@@ -242,7 +252,7 @@ class Blocks:
 
 async def test_fail_closed_plugin_refuses(make_gateway, upstream):
     client = await make_gateway(plugins=[("refuses", Refuses())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 500
     text = await resp.text()
     assert "refuses" in text and "secret text" not in text
@@ -251,14 +261,14 @@ async def test_fail_closed_plugin_refuses(make_gateway, upstream):
 
 async def test_fail_open_plugin_is_skipped(make_gateway, upstream):
     client = await make_gateway(plugins=[("breaks", Breaks())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 200
     assert len(upstream.requests) == 1
 
 
 async def test_gateway_error_from_plugin_reaches_client(make_gateway):
     client = await make_gateway(plugins=[("blocks", Blocks())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 403
     assert (await resp.json())["error"]["message"] == "not today"
 
@@ -310,9 +320,9 @@ async def test_shutdown_hook_runs(make_gateway, recorder):
 
 
 def _core_modules():
-    from router_core import app, pipeline, upstream
+    from router_core import app, outcome, pipeline, upstream
 
-    return [app, pipeline, upstream]
+    return [app, outcome, pipeline, upstream]
 
 
 async def test_stream_end_reaches_hooks_once(make_gateway):
@@ -379,7 +389,7 @@ async def test_tryfirst_and_trylast_beat_config_order(make_gateway):
             order.append("early")
 
     client = await make_gateway(plugins=[("default", Default()), ("override", Override()), ("early", Early())])
-    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert order == ["early", "override", "default"]
 
 
