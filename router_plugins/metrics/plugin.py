@@ -18,8 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from router_core import Outcome, RequestContext, Route, hookimpl
-from router_core.config import ConfigError, converter, validation_errors
+from router_core import Manifest, Outcome, RequestContext, Route, hookimpl
 from router_core.pipeline import RUNTIME
 from router_store import GAUGES, HEALTH
 from router_store.pricing import cost_usd
@@ -38,11 +37,7 @@ class MetricsSettings:
     request_log: bool = True  # one JSON line per request at INFO on the llm_router.requests logger
 
 
-def metrics_settings(config: Any) -> MetricsSettings:
-    try:
-        return converter.structure(dict(config.plugin_settings(NAME)), MetricsSettings)
-    except Exception as exc:
-        raise ConfigError([f"plugins.metrics{p[1:]}: {m}" for p, m in validation_errors(exc)]) from None
+MANIFEST = Manifest(settings=MetricsSettings)
 
 
 class Metrics:
@@ -157,13 +152,8 @@ METRICS = web.AppKey("metrics.metrics", Metrics)
 
 
 @hookimpl
-def register_middlewares(config: Any) -> None:
-    metrics_settings(config)  # a bad table fails `llm-router check` too
-
-
-@hookimpl
-def router_startup(app: web.Application, config: Any) -> None:
-    app[METRICS] = Metrics(app, metrics_settings(config))
+def router_startup(app: web.Application, settings: MetricsSettings) -> None:
+    app[METRICS] = Metrics(app, settings)
 
 
 @hookimpl
