@@ -236,7 +236,9 @@ class PluginHost:
         claimed = {t for _, p in self.pm.list_name_plugin() for t in getattr(p, "CONFIG_TABLES", ())}
         for table in PLUGIN_TABLES:
             if getattr(config, table) and table not in claimed:
-                readers = [n for n, ep in sorted(self.installed.items()) if table in getattr(ep.load(), "CONFIG_TABLES", ())]
+                readers = [
+                    n for n, ep in sorted(self.installed.items()) if table in getattr(ep.load(), "CONFIG_TABLES", ())
+                ]
                 raise ConfigError(
                     [f"{table}: no enabled plugin reads this table (enable one of: {', '.join(readers) or 'none'})"]
                 )
