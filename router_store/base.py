@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from typing import Any
@@ -20,6 +21,9 @@ class StoreUnavailable(Exception):
     """The store did not answer (Redis down, timed out, refused a command)."""
 
 
+_LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "daily_budget_usd", "monthly_budget_usd")
+
+
 @attrs.frozen
 class Limits:
     """What one client key may use; ``None`` means no limit."""
@@ -30,9 +34,10 @@ class Limits:
     daily_budget_usd: float | None = None
     monthly_budget_usd: float | None = None
 
-    @property
-    def any(self) -> bool:
-        return any(v is not None for v in attrs.astuple(self))
+    any: bool = attrs.field(init=False, eq=False, repr=False)  # whether any limit is set
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "any", any(getattr(self, f) is not None for f in _LIMIT_FIELDS))
 
 
 @attrs.frozen
@@ -65,10 +70,15 @@ class Admission:
     lease: str | None = None
 
 
-def day_and_month(now: float) -> tuple[str, str]:
-    """The UTC budget periods ``now`` falls in: ``20261126``, ``202611``."""
-    t = time.gmtime(now)
+@functools.lru_cache(maxsize=4)
+def _periods(minute: int) -> tuple[str, str]:
+    t = time.gmtime(minute * 60)
     return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}", f"{t.tm_year:04d}{t.tm_mon:02d}"
+
+
+def day_and_month(now: float) -> tuple[str, str]:
+    """The UTC budget periods ``now`` falls in: ``20261126``, ``202611`` (worked out once a minute)."""
+    return _periods(int(now // 60))
 
 
 def seconds_to_period_end(now: float) -> tuple[float, float]:

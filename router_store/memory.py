@@ -40,14 +40,13 @@ class MemoryStore(Store):
 
     async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         day, month = day_and_month(now)
-        to_day_end, to_month_end = seconds_to_period_end(now)
         if limits.daily_budget_usd is not None and self.spent.get((name, day), 0) >= limits.daily_budget_usd * MICRO:
-            return Admission(False, "daily_budget_usd", to_day_end)
+            return Admission(False, "daily_budget_usd", seconds_to_period_end(now)[0])
         if (
             limits.monthly_budget_usd is not None
             and self.spent.get((name, month), 0) >= limits.monthly_budget_usd * MICRO
         ):
-            return Admission(False, "monthly_budget_usd", to_month_end)
+            return Admission(False, "monthly_budget_usd", seconds_to_period_end(now)[1])
         leases = None
         if limits.max_parallel is not None:
             leases = self.leases.setdefault(name, {})

@@ -8,6 +8,8 @@ disagree still share one minute.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
 from string import Template
 
@@ -51,17 +53,17 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
 # KEYS: rpm bucket, tpm bucket, parallel leases, day spend, month spend.
 # ARGV: rpm, tpm, tokens, max_parallel, day budget µ$, month budget µ$ (-1: none),
-#       lease id, lease seconds, seconds to day end, seconds to month end, µ$ to reserve.
+#       lease id, lease seconds, µ$ to reserve.  A spent budget's retry time is worked out by the caller.
 ADMIT = Template(
     _LEVEL
     + """
 local rpm, tpm, tokens, par = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local day_budget, month_budget = tonumber(ARGV[5]), tonumber(ARGV[6])
 if day_budget >= 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= day_budget then
-  return {'daily_budget_usd', ARGV[9]}
+  return {'daily_budget_usd', '0'}
 end
 if month_budget >= 0 and tonumber(redis.call('GET', KEYS[5]) or '0') >= month_budget then
-  return {'monthly_budget_usd', ARGV[10]}
+  return {'monthly_budget_usd', '0'}
 end
 if par >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -89,7 +91,7 @@ if par >= 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[8]), ARGV[7])
   redis.call('EXPIRE', KEYS[3], math.ceil(tonumber(ARGV[8])))
 end
-local reserve = tonumber(ARGV[11])
+local reserve = tonumber(ARGV[9])
 if reserve ~= 0 then
   redis.call('INCRBY', KEYS[4], reserve)
   redis.call('EXPIRE', KEYS[4], $DAY_TTL)
@@ -162,6 +164,9 @@ class RedisStore(Store):
             for name, text in (("admit", ADMIT), ("settle", SETTLE), ("put", PUT_KEY), ("delete", DELETE_KEY))
         }
         self.quiet_until = 0.0
+        # Lease ids: unique across processes (a random prefix) and cheap within one.
+        self.lease_prefix = secrets.token_hex(6) + "-"
+        self.lease_ids = itertools.count(1)
 
     async def _run(self, coro_fn, *args, **kwargs):
         if time.monotonic() < self.quiet_until:
@@ -182,7 +187,7 @@ class RedisStore(Store):
             raise StoreUnavailable(f"cannot reach the Redis store ({type(exc).__name__})") from None
         try:
             probe = [key_of("_probe", w) for w in ("rpm", "tpm", "par", "d", "m")]
-            await self.scripts["admit"](keys=probe, args=["-1", "-1", "0", "-1", "-1", "-1", "x", "1", "1", "1", "0"])
+            await self.scripts["admit"](keys=probe, args=["-1", "-1", "0", "-1", "-1", "-1", "x", "1", "0"])
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(
                 f"the Redis store refuses Lua scripts ({type(exc).__name__}), which exact limits need; "
@@ -195,8 +200,7 @@ class RedisStore(Store):
 
     async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         day, month = day_and_month(now)
-        to_day, to_month = seconds_to_period_end(now)
-        lease = f"{now:.6f}-{id(self)}-{time.perf_counter_ns()}"
+        lease = f"{self.lease_prefix}{next(self.lease_ids)}"
         keys = [key_of(name, "rpm"), key_of(name, "tpm"), key_of(name, "par"), key_of(name, day), key_of(name, month)]
         args = [
             _none(limits.rpm),
@@ -207,13 +211,14 @@ class RedisStore(Store):
             _none(limits.monthly_budget_usd, MICRO),
             lease,
             str(LEASE_SECONDS),
-            f"{to_day:.3f}",
-            f"{to_month:.3f}",
             str(round(reserve_usd * MICRO)),
         ]
         verdict, retry = await self._run(self.scripts["admit"], keys=keys, args=args)
         if verdict == "ok":
             return Admission(True, lease=lease if limits.max_parallel is not None else None)
+        if verdict.endswith("_budget_usd"):
+            to_day, to_month = seconds_to_period_end(now)
+            return Admission(False, verdict, to_day if verdict.startswith("daily") else to_month)
         seconds = float(retry)
         return Admission(False, verdict, None if seconds < 0 else seconds)
 
