@@ -171,6 +171,19 @@ async def test_writer_survives_a_failing_database(caplog):
     assert writer.failed == 1 and "OSError" in caplog.text and "secret path" not in caplog.text
 
 
+async def test_default_ledger_is_sqlite_in_the_data_directory(make_gateway, tmp_path, monkeypatch):
+    from router_plugins.ledger.plugin import WRITER, data_dir
+
+    monkeypatch.setenv("LLM_ROUTER_DATA_DIR", str(tmp_path / "data"))
+    assert data_dir() == tmp_path / "data"
+    client = await make_gateway({"plugins": {"enabled": ["ledger"]}})
+    assert client.app[WRITER].ledger.path == str(tmp_path / "data" / "usage.db")
+    assert (tmp_path / "data" / "usage.db").is_file()
+    monkeypatch.delenv("LLM_ROUTER_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_dir() == tmp_path / "xdg" / "llm-router"
+
+
 def test_since_day():
     now = calendar.timegm((2026, 11, 26, 12, 0, 0))
     assert since_day("1d", now) == "2026-11-26" and since_day("7d", now) == "2026-11-20"

@@ -109,6 +109,24 @@ async def test_redactions_and_tokens_saved_are_counted(make_gateway):
     assert value(s, "llm_router_redactions_total", kind="email") == 2
 
 
+async def test_tokens_saved_are_counted(make_gateway):
+    from tests.plugins.test_tools import PRODUCT_TOOLS
+
+    client = await make_gateway(
+        {"plugins": {"enabled": ["keys", "scorer", "tools", "metrics"]}, "keys": {"a": {"key": KEY_A}}}
+    )
+    body = {
+        "model": "echo/x",
+        "messages": [{"role": "user", "content": "What is 256 multiplied by 14?"}],
+        "tools": PRODUCT_TOOLS,
+        "gateway": {"toolOptimization": {}},
+    }
+    resp = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY_A}"})
+    saved = int(resp.headers["x-router-tokens-saved"].split("=")[1])
+    s = await scrape(client)
+    assert saved > 20 and value(s, "llm_router_tokens_saved_total", by="tools") == saved
+
+
 async def test_store_errors_are_metrics(make_gateway, redis_server):
     client = await make_gateway(
         metrics_config(
