@@ -48,8 +48,11 @@ log = logging.getLogger("llm_router.store")
 
 
 def _url(_: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value != "memory://" and not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"'{attribute.name}' must be \"memory://\", redis://…, rediss://… or unix://…, not {value!r}")
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+    if value != "memory://" and not value.startswith(schemes):
+        raise ValueError(
+            f"'{attribute.name}' must be \"memory://\", redis://…, rediss://…, unix://… or redis+cluster://…"
+        )
 
 
 def _on_error(_: Any, attribute: attrs.Attribute, value: str) -> None:

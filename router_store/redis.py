@@ -15,6 +15,7 @@ from string import Template
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -152,13 +153,16 @@ def _none(value: float | None, scale: float = 1) -> str:
 
 class RedisStore(Store):
     def __init__(self, url: str, timeout: float) -> None:
-        self.redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),  # no hidden retries: the caller decides at once
-            decode_responses=True,
-        )
+        options = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),  # no hidden retries: the caller decides at once
+            "decode_responses": True,
+        }
+        if "+cluster://" in url:  # redis+cluster://one-node:6379: the client finds the others
+            self.redis = RedisCluster.from_url(url.replace("+cluster://", "://", 1), **options)
+        else:
+            self.redis = aioredis.Redis.from_url(url, **options)
         self.scripts = {
             name: self.redis.register_script(text)
             for name, text in (("admit", ADMIT), ("settle", SETTLE), ("put", PUT_KEY), ("delete", DELETE_KEY))

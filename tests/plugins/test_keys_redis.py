@@ -221,3 +221,58 @@ def test_keys_cli_needs_a_shared_store(tmp_path):
     config.write_text('[plugins]\nenabled = ["keys"]\n')
     done = cli("create", "x", config=str(config))
     assert done.returncode == 2 and 'set [store] url = "redis://' in done.stderr
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(redis_server, tmp_path_factory):
+    """Three redis-server nodes made one Redis Cluster (no replicas); yields a redis+cluster:// URL."""
+    import shutil
+    import subprocess
+
+    from tests.services import free_port, wait_port
+
+    if not shutil.which("redis-cli"):
+        pytest.skip("redis-cli is not installed (it comes with redis-server)")
+    ports, procs = [free_port() for _ in range(3)], []
+    try:
+        for port in ports:
+            folder = tmp_path_factory.mktemp(f"cluster-{port}")
+            args = ["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--save", ""]
+            args += ["--cluster-port", str(free_port())]  # the bus port, else port + 10000
+            args += ["--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--appendonly", "no"]
+            procs.append(subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL))
+            wait_port(port, procs[-1])
+        nodes = [f"127.0.0.1:{p}" for p in ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=30,
+        )
+        for _ in range(100):  # the nodes agree on the slots within a moment
+            info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True)
+            if "cluster_state:ok" in info.stdout:
+                break
+            time.sleep(0.1)
+        yield f"redis+cluster://127.0.0.1:{ports[0]}/0"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def test_limits_and_keys_on_a_redis_cluster(make_gateway, redis_cluster):
+    """Every script's keys share a hash tag, so each runs on one shard of a real cluster."""
+    keys = {f"sk-router-{uuid.uuid4().hex}": name() for _ in range(6)}  # names spread over the shards
+    tables = {n: {"key": k, "rpm": 3, "max_parallel": 5, "daily_budget_usd": 100} for k, n in keys.items()}
+    one, two = await make_gateway(shared(redis_cluster, **tables)), await make_gateway(shared(redis_cluster, **tables))
+    for key in keys:
+        statuses = [(await post(g, key)).status for g in (one, two, one, two)]
+        assert statuses == [200, 200, 200, 429]
+    store = one.app[STORE]
+    from router_plugins.keys.settings import record
+
+    runtime_key = f"sk-router-{uuid.uuid4().hex}"
+    assert await store.add_key(record(name(), runtime_key, limits=Limits(rpm=1)))
+    await two.app[REGISTRY].refresh()
+    assert [(await post(two, runtime_key)).status for _ in range(2)] == [200, 429]
