@@ -71,6 +71,9 @@ def test_bad_tables_are_config_errors():
         build({"keys": {"a": {"key": KEY_A}}})
     with pytest.raises(ConfigError, match=r"store.on_error"):
         build({**keys_config(a={"key": KEY_A}), "store": {"on_error": "maybe"}})
+    with pytest.raises(ConfigError, match=r"store\.url") as bad_url:
+        build({**keys_config(a={"key": KEY_A}), "store": {"url": "mysql://user:hunter2secret@db/x"}})
+    assert "hunter2secret" not in str(bad_url.value)  # a URL may carry a password
 
 
 def test_workers_with_limits_and_a_memory_store_refuse_to_start():
