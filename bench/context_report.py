@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_core import Call, Config, RequestContext
 from router_core.dialects import chat
+from router_lib.tokens import encoding_name, message_tokens, tool_tokens
 from router_plugins.history import plugin as history_plugin
 from router_plugins.history.compress import Limits, compress
 from router_plugins.history.plugin import HistorySettings
@@ -21,7 +22,6 @@ from router_plugins.media.plugin import MediaSettings
 from router_plugins.media.plugin import pre_request as media
 from router_plugins.scorer import plugin as scorer
 from router_plugins.scorer.embed import embedder
-from router_plugins.tokens import encoding_name, message_tokens, tool_tokens
 from router_plugins.tools.plugin import ToolSettings
 from router_plugins.tools.plugin import pre_request as tools
 from tests.plugins.test_media import png

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from router_core import GatewayField, Manifest, RequestContext, hookimpl
 from router_lib.embedding import EMBEDDER
-from router_plugins.tokens import count_text, message_tokens, record_saved
+from router_lib.tokens import count_text, message_tokens
 
 from .compress import Limits, compress
 
@@ -64,7 +64,7 @@ async def pre_request(ctx: RequestContext) -> None:
         kept_turns=result.kept_turns,
         tokens_saved=saved,
     )
-    record_saved(ctx, "history", saved)
+    ctx.note_saved("history", saved)
 
 
 def _has_history(ctx: RequestContext) -> bool:

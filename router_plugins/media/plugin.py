@@ -8,8 +8,8 @@ import attrs
 from aiohttp import web
 
 from router_core import FILE, MEDIA_KINDS, TEXT, Manifest, Part, RequestContext, hookimpl
-from router_plugins.tokens import count_text, media_tokens, record_saved
-from router_plugins.words import last_user_index
+from router_lib.tokens import count_text, media_tokens
+from router_lib.words import last_user_index
 
 
 @attrs.frozen
@@ -62,7 +62,7 @@ async def pre_request(ctx: RequestContext) -> None:
         removed.append(key)
     ctx.plugin_state["media"] = {"removed": removed, "kept": kept, "threshold": threshold, "tokens_saved": saved}
     if removed:
-        record_saved(ctx, "media", saved)
+        ctx.note_saved("media", saved)
 
 
 def _marker(part: Part) -> str:

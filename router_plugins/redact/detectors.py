@@ -8,17 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from . import masking
+from .finding import Finding, starts_clean
 from .phones import PHONE_SEED, find_phones
 from .tokens import TOKEN_SEED, find_tokens
-
-
-class Finding(NamedTuple):
-    """One value to hide: ``text[start:end]`` of kind ``detector``, shown upstream as ``mask``."""
-
-    start: int
-    end: int
-    detector: str
-    mask: str
 
 
 class Detector(NamedTuple):
@@ -31,20 +23,6 @@ class Detector(NamedTuple):
     name: str
     find: Callable[[str], Iterator[Finding]]
     seed: str
-
-
-def starts_clean(text: str, i: int) -> bool:
-    """Whether a value may start at ``text[i]``: not glued to a preceding word character.
-
-    A value may sit right after a JSON escape inside tool-call arguments ("\\nsk-…"),
-    where the escape's letter must not count as part of a word.
-    """
-    if i == 0:
-        return True
-    before = text[i - 1]
-    if not (before.isalnum() or before == "_"):
-        return True
-    return i >= 2 and text[i - 2] == "\\" and before in "nrtbf"
 
 
 def clean_before(text: str, i: int, separators: str) -> bool:

@@ -18,14 +18,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import phonenumbers
 
 from . import masking
-
-if TYPE_CHECKING:
-    from .detectors import Finding
+from .finding import Finding
 
 # Linear: the body is bounded and each start is a digit, "+" or "(" not glued to a word.
 _CANDIDATE = re.compile(
@@ -140,7 +137,6 @@ def is_phone(text: str, start: int, value: str) -> bool:
 
 
 def find_phones(text: str) -> Iterator[Finding]:
-    from .detectors import Finding
 
     for m in _CANDIDATE.finditer(text):
         value = m.group().rstrip(" -./")

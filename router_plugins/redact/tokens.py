@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
+from .finding import Finding, starts_clean
 from .masking import SECRET, mask_token
-
-if TYPE_CHECKING:
-    from .detectors import Finding
 
 # Where a key ends: the next character is not part of it.
 END = r"(?![A-Za-z0-9_\-])"
@@ -86,8 +84,6 @@ TOKEN_SEED = (
 
 
 def find_tokens(text: str) -> Iterator[Finding]:
-    from .detectors import Finding, starts_clean  # detectors imports this module
-
     for key in KEYS:
         if key.trigger in text:
             for m in key.pattern.finditer(text):
