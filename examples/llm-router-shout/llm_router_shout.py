@@ -1,7 +1,6 @@
 """An example third-party plugin: ``gateway.shout = true`` upper-cases the answer, streamed or not."""
 
 import attrs
-from aiohttp import web
 
 from router_core import Manifest, ReplyBody, RequestContext, StreamEnd, TextDelta, hookimpl
 
@@ -16,12 +15,6 @@ class ShoutSettings:
 # Upper-casing must come after redact puts masked values back (restore mode), or the
 # placeholders it looks for would be upper-cased first: the gateway refuses the other order.
 MANIFEST = Manifest(after=("redact",), settings=ShoutSettings)
-SETTINGS = web.AppKey("shout.settings", ShoutSettings)
-
-
-@hookimpl
-def router_startup(app: web.Application, settings: ShoutSettings) -> None:
-    app[SETTINGS] = settings
 
 
 @hookimpl
@@ -38,7 +31,7 @@ def pre_request(ctx: RequestContext) -> None:
 @hookimpl
 def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
     if ctx.gateway.get("shout"):
-        suffix = ctx.app[SETTINGS].suffix
+        suffix = ctx.settings("shout").suffix
         reply.map_text(lambda text: text.upper() + suffix, lambda arguments: arguments)
 
 
@@ -48,6 +41,6 @@ def on_stream_event(ctx: RequestContext, piece):
         return None
     if isinstance(piece, TextDelta):
         piece.text = piece.text.upper()
-    elif isinstance(piece, StreamEnd) and ctx.app[SETTINGS].suffix:
-        return [TextDelta(ctx.app[SETTINGS].suffix), piece]
+    elif isinstance(piece, StreamEnd) and ctx.settings("shout").suffix:
+        return [TextDelta(ctx.settings("shout").suffix), piece]
     return None
