@@ -162,6 +162,10 @@ class PluginHost:
                     )
         if errors:
             raise ConfigError(sorted(set(errors)))
+        try:
+            self.pm.check_pending()  # pluggy's own check, in case it knows a case ours does not
+        except pluggy.PluginValidationError as exc:
+            raise ConfigError([f"plugin {exc.plugin_name!r}: {exc}"]) from None
 
     def _structure_settings(self, config: Config) -> dict[str, Any]:
         """Each plugin's ``[plugins.<name>]`` table → its declared settings class, strictly."""
