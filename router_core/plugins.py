@@ -24,9 +24,6 @@ log = logging.getLogger("llm_router.plugins")
 ENTRY_POINT_GROUP = "llm_router"
 hookimpl = pluggy.HookimplMarker("llm_router")
 
-# Hooks that run while the app is built (declarations), not per request.
-DECLARATION_HOOKS = ("register_providers", "gateway_fields", "register_routes")
-
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
@@ -460,9 +457,9 @@ class PluginHost:
         except Exception as exc:
             raise ConfigError([f"plugin {impl.plugin_name!r} failed in {impl.function.__name__}: {exc}"]) from exc
 
-    def declare(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a declaration hook (``register_routes`` …); returns ``(plugin name, result)`` pairs."""
-        assert hook in DECLARATION_HOOKS, hook
+    def call_startup(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook that runs while the app is built (``register_routes`` …), sync or async;
+        returns ``(plugin name, result)`` pairs. An error names the plugin and stops startup."""
         return [(impl.plugin_name, self.call_declaration(impl, kwargs)) for impl in self.impls(hook)]
 
     async def start(self, app: Any, config: Config) -> None:
