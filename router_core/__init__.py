@@ -21,6 +21,7 @@ from .call import (
 )
 from .config import Config
 from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
+from .dialects import Dialect, StreamDecoder, StreamEncoder
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
 from .plugins import hookimpl
 from .providers import Provider, UpstreamFailure
@@ -36,6 +37,9 @@ __all__ = [
     "BadRequest",
     "Call",
     "Config",
+    "Dialect",
+    "StreamDecoder",
+    "StreamEncoder",
     "GatewayError",
     "GatewayField",
     "Message",

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from .config import Config, ConfigError
-from .dialects import chat, responses
+from .dialects import Dialect, chat, responses
 from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
 from .gateway import GatewaySchema
 from .pipeline import RUNTIME, Runtime, handle
@@ -30,8 +30,23 @@ OPEN_PATHS = frozenset({"/healthz"})
 CONNECTIONS_PER_HOST = 256
 
 
-def json_error(error: GatewayError) -> web.Response:
-    return web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+# The dialect each POST path speaks, so an error (auth included) is rendered in the client's shape.
+ROUTE_DIALECTS = web.AppKey("route_dialects", dict)
+
+
+def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Response:
+    body = dialect.error_body(error) if dialect is not None else error.body()
+    return web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+
+
+def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
+    """Answer ``POST path`` in ``dialect`` through the request pipeline (a plugin's ingress, e.g. /v1/messages)."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        return await handle(request, dialect)
+
+    app[ROUTE_DIALECTS][path] = dialect
+    app.router.add_post(path, endpoint)
 
 
 @web.middleware
@@ -40,7 +55,7 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     try:
         return await handler(request)
     except GatewayError as error:
-        return json_error(error)
+        return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
@@ -72,6 +87,9 @@ def auth_middleware(keys: tuple[str, ...]):
         if request.path not in OPEN_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, key = header.partition(" ")
+            dialect = request.app[ROUTE_DIALECTS].get(request.path)
+            if not header and dialect is not None and dialect.key_header in request.headers:
+                scheme, key = "bearer", request.headers[dialect.key_header]
             offered = hashlib.sha256(key.strip().encode()).digest()
             matched = False
             for digest in digests:  # no early exit: timing says nothing about which key
@@ -157,20 +175,13 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
                 await host.run(impl, {"app": app})
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/responses", responses_endpoint)
-    app.router.add_post("/v1/chat/completions", chat_endpoint)
+    app[ROUTE_DIALECTS] = {}
+    serve_dialect(app, "/v1/responses", responses.DIALECT)
+    serve_dialect(app, "/v1/chat/completions", chat.DIALECT)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
     return app
-
-
-async def responses_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, responses)
-
-
-async def chat_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, chat)
 
 
 async def list_models(request: web.Request) -> web.Response:

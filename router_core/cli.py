@@ -149,7 +149,7 @@ async def _explain(config: Config, body: dict) -> None:
 
     try:
         rt = app[RUNTIME]
-        codec = chat if "messages" in body else responses
+        codec = chat.DIALECT if "messages" in body else responses.DIALECT
         ctx = RequestContext(
             call=codec.decode_request(body),
             gateway=rt.schema.parse(body.get("gateway")),
@@ -160,7 +160,7 @@ async def _explain(config: Config, body: dict) -> None:
         )
         await rt.host.call("pre_request", ctx=ctx)
         scores = await ctx.scores()
-        print(f"dialect: {codec.NAME}   requested model: {body.get('model') or '(none)'}")
+        print(f"dialect: {codec.name}   requested model: {body.get('model') or '(none)'}")
         print("scores:")
         for name in (
             "complexity",

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -15,6 +14,7 @@ import attrs
 from .call import Call, Reply
 from .config import ProviderConfig
 from .context import RequestContext, Route
+from .dialects import Dialect
 from .errors import UpstreamUnavailable
 from .providers import UpstreamFailure
 
@@ -39,7 +39,7 @@ class Attempt:
     """
 
     route: Route
-    codec: ModuleType
+    codec: Dialect
     failures: list[UpstreamFailure]
     retries: int = 0
 
@@ -53,9 +53,7 @@ def backoff(config: ProviderConfig, retry: int, retry_after: float | None) -> fl
     return random.uniform(ceiling / 2, ceiling)
 
 
-async def _prepare(
-    host: PluginHost, ctx: RequestContext, route: Route, call: Call
-) -> tuple[ModuleType, dict[str, Any]]:
+async def _prepare(host: PluginHost, ctx: RequestContext, route: Route, call: Call) -> tuple[Dialect, dict[str, Any]]:
     codec = route.provider.codec(call)
     body = route.provider.render(call, route.model)
     await host.call("upstream_request", ctx=ctx, route=route, body=body)
@@ -121,14 +119,14 @@ async def send(
 ) -> tuple[dict[str, Any], Reply, Attempt]:
     """Send ``call`` (not streamed) along ``routes``; returns the upstream body, its canonical Reply and the attempt."""
 
-    async def attempt(route: Route) -> tuple[ModuleType, dict[str, Any], Reply]:
+    async def attempt(route: Route) -> tuple[Dialect, dict[str, Any], Reply]:
         codec, body = await _prepare(host, ctx, route, call)
         answer = await route.provider.send(codec, body)
         try:
             return codec, answer, codec.decode_reply(answer)
         except (ValueError, TypeError, AttributeError, KeyError):
             raise UpstreamFailure(
-                f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply"
+                f"provider '{route.name}' answered with a body that is not a {codec.name} reply"
             ) from None
 
     (codec, answer, reply), route, failures, retries = await try_routes(routes, attempt)
@@ -145,7 +143,7 @@ async def stream(
     has reached the client, so a failure is still retried or falls back.
     """
 
-    async def attempt(route: Route) -> tuple[contextlib.AsyncExitStack, ModuleType, bytes, AsyncIterator[bytes]]:
+    async def attempt(route: Route) -> tuple[contextlib.AsyncExitStack, Dialect, bytes, AsyncIterator[bytes]]:
         codec, body = await _prepare(host, ctx, route, call)
         stack = contextlib.AsyncExitStack()
         try:

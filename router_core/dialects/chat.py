@@ -24,7 +24,8 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import ROLES, expect, optional, require_model, require_stream
+from . import ROLES, Dialect, StreamDecoder, expect, optional, require_model, require_stream
+from . import StreamEncoder as BaseStreamEncoder
 
 NAME = "chat"
 _MODELLED = frozenset({"model", "messages", "tools", "tool_choice", "stream", "gateway"})
@@ -326,7 +327,7 @@ def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
         yield StreamEnd("", decode_usage(usage))
 
 
-class StreamEncoder:
+class StreamEncoder(BaseStreamEncoder):
     """Canonical pieces → ``chat.completion.chunk`` dicts, for a client that speaks Chat."""
 
     def __init__(self, reply_id: str, model: str, call: Call | None = None) -> None:
@@ -378,3 +379,41 @@ def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
 
 def event_usage(data: dict[str, Any]) -> Usage | None:
     return decode_usage(data["usage"]) if data.get("usage") else None
+
+
+class _ChatStreamDecoder(StreamDecoder):
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        return list(decode_event(event))
+
+
+class ChatDialect(Dialect):
+    name = NAME
+    id_prefix = "gen_"
+    done_marker = b"[DONE]"
+
+    def decode_request(self, body: dict[str, Any]) -> Call:
+        return decode_request(body)
+
+    def encode_request(self, call: Call, model: str) -> dict[str, Any]:
+        return encode_request(call, model)
+
+    def decode_reply(self, body: dict[str, Any]) -> Reply:
+        return decode_reply(body)
+
+    def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
+        return encode_reply(reply, reply_id)
+
+    def reply_usage(self, body: dict[str, Any]) -> Usage:
+        return reply_usage(body)
+
+    def map_reply_text(self, body, fn, arguments=None) -> None:
+        map_reply_text(body, fn, arguments)
+
+    def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
+        return StreamEncoder(reply_id, model, call)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _ChatStreamDecoder()
+
+
+DIALECT = ChatDialect()

@@ -24,12 +24,15 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import expect, optional, require_model, require_stream
+from . import Dialect, StreamDecoder, expect, optional, require_model, require_stream
+from . import StreamEncoder as BaseStreamEncoder
 
 NAME = "responses"
 _MODELLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "stream", "gateway"})
 _INPUT_TEXT = frozenset({"input_text", "output_text", "text"})
 _MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant"})
+# usage.planning_usage_details when no plan was made: the seed's answer always carries the object.
+NO_PLANNING = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": 0.0}
 _FINISH_BY_REASON = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
@@ -284,6 +287,7 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "total_tokens": usage.total_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+        "planning_usage_details": dict(NO_PLANNING),
         **usage.extra,
     }
 
@@ -419,7 +423,7 @@ def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
         yield StreamEnd(finish, reply.usage)
 
 
-class StreamEncoder:
+class StreamEncoder(BaseStreamEncoder):
     """Canonical pieces → Responses stream events, for a client that speaks Responses.
 
     Emits the full event sequence the official SDK's stream helpers expect:
@@ -588,3 +592,53 @@ def event_usage(data: dict[str, Any]) -> Usage | None:
     if data.get("type") in ("response.completed", "response.incomplete"):
         return decode_usage((data.get("response") or {}).get("usage"))
     return None
+
+
+class _ResponsesStreamDecoder(StreamDecoder):
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        return list(decode_event(event))
+
+
+class ResponsesDialect(Dialect):
+    name = NAME
+    id_prefix = "gen_"
+    named_events = True
+    # Every Responses event names the response's id and model: a native stream is re-encoded
+    # so that what the client sees (and a store keeps) is the gateway's id, never the upstream's.
+    passthrough_streams = False
+
+    def restamp(self, body: dict[str, Any], reply: Reply) -> None:
+        super().restamp(body, reply)
+        body["output_text"] = reply.text  # the SDKs compute it; the raw JSON must carry it too (seed)
+        usage = body.get("usage")
+        body["usage"] = {**encode_usage(reply.usage), **usage} if isinstance(usage, dict) else encode_usage(reply.usage)
+
+    def decode_request(self, body: dict[str, Any]) -> Call:
+        return decode_request(body)
+
+    def encode_request(self, call: Call, model: str) -> dict[str, Any]:
+        return encode_request(call, model)
+
+    def decode_reply(self, body: dict[str, Any]) -> Reply:
+        return decode_reply(body)
+
+    def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
+        return encode_reply(reply, reply_id, call)
+
+    def reply_usage(self, body: dict[str, Any]) -> Usage:
+        return reply_usage(body)
+
+    def map_reply_text(self, body, fn, arguments=None) -> None:
+        map_reply_text(body, fn, arguments)
+
+    def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
+        return StreamEncoder(reply_id, model, call)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _ResponsesStreamDecoder()
+
+    def stream_error(self, message: str) -> dict[str, Any]:
+        return {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}
+
+
+DIALECT = ResponsesDialect()

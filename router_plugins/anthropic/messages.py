@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -23,10 +22,14 @@ from router_core import (
     Tool,
     ToolCall,
     ToolCallDelta,
+    UpstreamFailure,
     Usage,
 )
+from router_core import StreamDecoder as BaseStreamDecoder
 
-NAME = "anthropic"
+NAME = "messages"
+# Fields a Messages client sent that the ingress turned into canonical ones (re-encoded below).
+_REMAPPED = frozenset({"stop", "parallel_tool_calls", "max_tokens"})
 # Anthropic requires max_tokens; this is what a request that names no limit gets.
 DEFAULT_MAX_TOKENS = 4096
 # Sampling fields both APIs share; any other OpenAI field would make Anthropic answer 400.
@@ -53,6 +56,8 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
     if any(system):
         body["system"] = "\n\n".join(t for t in system if t)
     body["messages"] = encode_messages(call.messages)
+    if call.dialect == NAME:  # a Messages client: its own fields go back as they came
+        body.update((k, v) for k, v in call.params.items() if k not in _REMAPPED)
     for key in SHARED_PARAMS:
         if call.params.get(key) is not None:
             body[key] = call.params[key]
@@ -61,7 +66,7 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if isinstance(body.get("temperature"), int | float):
         body["temperature"] = min(body["temperature"], 1.0)  # OpenAI allows up to 2, Anthropic up to 1
-    tools = [_encode_tool(t) for t in call.tools if t.type == "function"]
+    tools = [_encode_tool(t) if t.type == "function" else _server_tool(t, call) for t in call.tools]
     if tools:
         body["tools"] = tools
         choice = _encode_tool_choice(call.tool_choice, call.params.get("parallel_tool_calls"))
@@ -101,6 +106,8 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
         content = [_encode_part(p) for p in message.parts if p.kind != TEXT or p.text]
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+        if message.extra.get("is_error"):
+            result["is_error"] = True
         if message.parts and all(p.kind == TEXT for p in message.parts):
             result["content"] = message.text
         elif content:
@@ -134,10 +141,22 @@ def _encode_part(part: Part) -> dict[str, Any]:
         data = _DATA_URL.match(str(part.source.get("file_data") or ""))
         if data:
             return {"type": "document", "source": {"type": "base64", "media_type": data["type"], "data": data["data"]}}
+    if part.kind not in (TEXT, IMAGE, FILE) and part.source.get("type") == part.kind:
+        return part.source  # a block the gateway does not model (thinking …), from a Messages client
     raise BadRequest(
         f"The anthropic provider cannot send a '{part.kind}' part of this form "
         "(images need a URL or data: URL, files a data: URL).",
         code="unsupported_content",
+    )
+
+
+def _server_tool(tool: Tool, call: Call) -> dict[str, Any]:
+    if call.dialect == NAME:
+        return tool.extra  # an Anthropic server tool (web_search_…), as the client sent it
+    raise BadRequest(
+        f"The anthropic provider has no '{tool.type}' tool; only function tools can be translated.",
+        param="tools",
+        code="unsupported_tool",
     )
 
 
@@ -209,26 +228,41 @@ def decode_usage(raw: Any) -> Usage:
 # ---------------------------------------------------------------- streams
 
 
-def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
-    """One Messages stream event → canonical pieces.
+class StreamDecoder(BaseStreamDecoder):
+    """One upstream Messages stream → canonical pieces.
 
-    Expects the events as :class:`AnthropicProvider` relays them: ``message_delta``
-    carries the whole usage (input counted at ``message_start``) and tool-use blocks
-    carry ``tool_index``, their position among the answer's tool calls.
+    Input tokens arrive in ``message_start`` and output tokens in ``message_delta``, and
+    a tool-use block's ``index`` counts text blocks too: this object keeps both across
+    the stream, so the canonical tool index is the call's position among tool calls.
     """
-    kind = data.get("type")
-    if kind == "content_block_delta":
-        delta = data.get("delta") or {}
-        if delta.get("type") == "text_delta" and delta.get("text"):
-            yield TextDelta(delta["text"])
-        elif delta.get("type") == "input_json_delta" and "tool_index" in data:
-            yield ToolCallDelta(data["tool_index"], None, None, delta.get("partial_json") or "")
-    elif kind == "content_block_start":
-        block = data.get("content_block") or {}
-        if block.get("type") == "tool_use":
-            yield ToolCallDelta(data.get("tool_index", 0), block.get("id"), block.get("name"), "")
-        elif block.get("type") == "text" and block.get("text"):
-            yield TextDelta(block["text"])
-    elif kind == "message_delta":
-        reason = (data.get("delta") or {}).get("stop_reason")
-        yield StreamEnd(FINISH_BY_STOP_REASON.get(reason or "", "stop"), decode_usage(data.get("usage")))
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] = {}
+        self.tool_index: dict[int, int] = {}
+
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return [TextDelta(delta["text"])]
+            if delta.get("type") == "input_json_delta" and event.get("index") in self.tool_index:
+                return [ToolCallDelta(self.tool_index[event["index"]], None, None, delta.get("partial_json") or "")]
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self.tool_index[event.get("index", 0)] = len(self.tool_index)
+                return [ToolCallDelta(index, block.get("id"), block.get("name"), "")]
+            if block.get("type") == "text" and block.get("text"):
+                return [TextDelta(block["text"])]
+        elif kind == "message_start":
+            self.usage.update((event.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            self.usage.update(event.get("usage") or {})
+            reason = (event.get("delta") or {}).get("stop_reason")
+            return [StreamEnd(FINISH_BY_STOP_REASON.get(reason or "", "stop"), decode_usage(self.usage))]
+        elif kind == "error":
+            error = event.get("error")
+            reason = error.get("type") if isinstance(error, dict) else None
+            raise UpstreamFailure(f"the upstream stream failed: {reason or 'error'}")
+        return []
