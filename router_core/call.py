@@ -12,6 +12,9 @@ TEXT = "text"
 IMAGE = "image"
 AUDIO = "audio"
 FILE = "file"
+# The model's earlier reasoning (an Anthropic thinking block …): opaque context that only an
+# upstream of the dialect it came from can read; ``source`` is that dialect's own dict.
+REASONING = "reasoning"
 MEDIA_KINDS = frozenset({IMAGE, AUDIO, FILE})
 
 
@@ -91,6 +94,9 @@ class Call:
     tool_choice: Any = None
     stream: bool = False
     params: dict[str, Any] = attrs.field(factory=dict)
+    # Fields only an upstream speaking the client's own dialect understands (a Messages
+    # client's ``thinking``, ``top_k`` …): sent there, never rendered into another dialect.
+    native: dict[str, Any] = attrs.field(factory=dict)
 
     def last_user_message(self) -> Message | None:
         for message in reversed(self.messages):
@@ -138,6 +144,7 @@ class Call:
             map_strings(tool.parameters, fn)
             map_strings(tool.extra, fn)
         map_strings(self.params, fn)
+        map_strings(self.native, fn)
 
 
 # Keys whose strings are identifiers, enums or media bytes: rewriting them breaks the

@@ -15,6 +15,7 @@ from .call import Call, Reply
 from .config import ProviderConfig
 from .context import RequestContext, Route
 from .dialects import Dialect
+from .dialects.fates import Untranslatable
 from .errors import UpstreamUnavailable
 from .providers import UpstreamFailure
 
@@ -55,7 +56,10 @@ def backoff(config: ProviderConfig, retry: int, retry_after: float | None) -> fl
 
 async def _prepare(host: PluginHost, ctx: RequestContext, route: Route, call: Call) -> tuple[Dialect, dict[str, Any]]:
     codec = route.provider.codec(call)
-    body = route.provider.render(call, route.model)
+    try:
+        body = route.provider.render(call, route.model)
+    except Untranslatable as exc:
+        raise exc.for_provider(route.name, route.provider.kind) from None
     await host.call("upstream_request", ctx=ctx, route=route, body=body)
     return codec, body
 

@@ -10,6 +10,7 @@ from ..call import (
     AUDIO,
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     Call,
     Message,
@@ -184,7 +185,7 @@ def _encode_items(message: Message) -> Iterator[dict[str, Any]]:
         if message.as_string:
             item["content"] = message.text
         else:
-            item["content"] = [_encode_part(p, message.role) for p in message.parts]
+            item["content"] = [_encode_part(p, message.role) for p in message.parts if p.kind != REASONING]
         if message.role == "assistant" and "id" in message.extra:
             item["type"] = "message"
         yield item

@@ -9,6 +9,7 @@ import orjson
 from router_core import (
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     BadRequest,
     Call,
@@ -32,6 +33,12 @@ NAME = "messages"
 _MODELLED = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "stream", "gateway", "max_tokens", "stop_sequences"}
 )
+# Fields both sides share (as the canonical, Chat-spelled params).
+PORTABLE = ("temperature", "top_p")
+# Messages-only fields that another provider kind can do without: thinking becomes a reasoning
+# effort, metadata.user_id the user, service_tier only picks Anthropic's capacity pool. Every
+# other Messages-only field (top_k, container, mcp_servers …) is refused for non-Claude routes.
+DROPPED_ELSEWHERE = frozenset({"thinking", "metadata", "service_tier"})
 STOP_REASON_BY_FINISH = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -68,9 +75,16 @@ def decode_request(body: dict[str, Any]) -> Call:
         model=require_model(body),
         tools=_decode_tools(body.get("tools")),
         stream=require_stream(body),
-        params={k: v for k, v in body.items() if k not in _MODELLED},
+        params={k: body[k] for k in PORTABLE if body.get(k) is not None},
+        native={k: v for k, v in body.items() if k not in _MODELLED and k not in PORTABLE},
     )
-    call.params["max_tokens"] = max_tokens
+    call.params["max_completion_tokens"] = max_tokens
+    effort = _effort(call.native.get("thinking"))
+    if effort:
+        call.params["reasoning_effort"] = effort
+    user = (call.native.get("metadata") or {}).get("user_id") if isinstance(call.native.get("metadata"), dict) else None
+    if isinstance(user, str):
+        call.params["user"] = user
     stop = optional(body, "stop_sequences", list, "stop_sequences", "an array of strings")
     if stop:
         call.params["stop"] = stop
@@ -85,6 +99,24 @@ def decode_request(body: dict[str, Any]) -> Call:
     for i, message in enumerate(raw):
         call.messages.extend(_decode_message(message, f"messages[{i}]"))
     return call
+
+
+def _effort(thinking: Any) -> str | None:
+    """A thinking budget as the nearest OpenAI reasoning effort."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+
+
+def refused_elsewhere(call: Call) -> str | None:
+    """The first of a Messages client's own fields that only Claude can honour, if it sent one."""
+    for field in call.native:
+        if field not in DROPPED_ELSEWHERE:
+            return field
+    return None
 
 
 def _system_text(system: Any) -> str:
@@ -157,8 +189,10 @@ def _decode_part(block: Any, param: str) -> Part:
         if kind == "image":
             return Part(IMAGE, source={"url": url})
         return Part(FILE, source={"file_data": url, "filename": block.get("title") or "document"})
+    if kind in ("thinking", "redacted_thinking"):
+        return Part(REASONING, source=block)
     expect(kind, str, f"{param}.type", "a string")
-    return Part(kind, source=block)  # thinking, server tool blocks …: only an anthropic upstream takes them
+    return Part(kind, source=block)  # server tool blocks …: only an anthropic upstream takes them
 
 
 def _decode_tools(raw: Any) -> list[Tool]:

@@ -10,6 +10,7 @@ import orjson
 from router_core import (
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     BadRequest,
     Call,
@@ -26,15 +27,21 @@ from router_core import (
     Usage,
 )
 from router_core import StreamDecoder as BaseStreamDecoder
+from router_core.dialects import fates
 
 NAME = "messages"
-# Fields a Messages client sent that the ingress turned into canonical ones (re-encoded below).
-_REMAPPED = frozenset({"stop", "parallel_tool_calls", "max_tokens"})
 # Anthropic requires max_tokens; this is what a request that names no limit gets.
 DEFAULT_MAX_TOKENS = 4096
-# Sampling fields both APIs share; any other OpenAI field would make Anthropic answer 400.
-SHARED_PARAMS = ("temperature", "top_p", "top_k", "stop_sequences", "thinking")
+# Sampling fields both APIs share; other OpenAI fields are mapped below or left out.
+SHARED_PARAMS = ("temperature", "top_p")
 MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# reasoning effort → a thinking budget in tokens (Anthropic's minimum is 1024; "minimal" and
+# "none" mean no extended thinking).
+THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
+MIN_THINKING_BUDGET = 1024
+# Structured output (a JSON schema) is asked for as a forced call of this tool, whose input
+# comes back as the answer's text: Anthropic's own way to make Claude follow a schema.
+STRUCTURED_TOOL = "gateway_structured_answer"
 FINISH_BY_STOP_REASON = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -51,30 +58,82 @@ _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", 
 
 def encode_request(call: Call, model: str) -> dict[str, Any]:
     """Call → a Messages API body for ``model`` (Anthropic's own model name)."""
+    params = call.params
+    if call.dialect == "responses":
+        params = fates.portable_responses_params(params)
+        response_format, effort = fates.text_format(params), fates.reasoning_effort(params)
+    elif call.dialect == NAME:  # its own thinking is in call.native
+        response_format, effort = None, None
+    else:
+        response_format, effort = params.get("response_format"), params.get("reasoning_effort")
     system = [m.text for m in call.messages if m.instructions or m.role in ("system", "developer")]
-    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(call.params)}
+    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(params)}
     if any(system):
         body["system"] = "\n\n".join(t for t in system if t)
     body["messages"] = encode_messages(call.messages)
-    if call.dialect == NAME:  # a Messages client: its own fields go back as they came
-        body.update((k, v) for k, v in call.params.items() if k not in _REMAPPED)
     for key in SHARED_PARAMS:
-        if call.params.get(key) is not None:
-            body[key] = call.params[key]
-    stop = call.params.get("stop")
-    if stop and "stop_sequences" not in body:
+        if params.get(key) is not None:
+            body[key] = params[key]
+    stop = params.get("stop")
+    if stop:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if isinstance(body.get("temperature"), int | float):
         body["temperature"] = min(body["temperature"], 1.0)  # OpenAI allows up to 2, Anthropic up to 1
+    if isinstance(params.get("user"), str):
+        body["metadata"] = {"user_id": params["user"]}
+    _add_thinking(body, effort, explicit_limit=any(params.get(k) is not None for k in MAX_TOKENS_PARAMS))
     tools = [_encode_tool(t) if t.type == "function" else _server_tool(t, call) for t in call.tools]
     if tools:
         body["tools"] = tools
-        choice = _encode_tool_choice(call.tool_choice, call.params.get("parallel_tool_calls"))
+        choice = _encode_tool_choice(call.tool_choice, params.get("parallel_tool_calls"))
         if choice is not None:
             body["tool_choice"] = choice
+    if response_format is not None:
+        _add_structured_output(body, response_format)
+    if call.dialect == NAME:  # a Messages client's own fields, for Claude only
+        body.update(call.native)
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _add_thinking(body: dict[str, Any], effort: Any, explicit_limit: bool) -> None:
+    if effort in (None, "none", "minimal"):
+        return
+    budget = THINKING_BUDGET.get(effort)
+    if budget is None:
+        raise BadRequest(f"Unknown reasoning effort {effort!r}.", param="reasoning.effort")
+    if not explicit_limit:
+        body["max_tokens"] = DEFAULT_MAX_TOKENS + budget
+    elif body["max_tokens"] <= budget:  # the limit counts thinking too, as OpenAI's counts reasoning
+        budget = body["max_tokens"] // 2
+        if budget < MIN_THINKING_BUDGET:
+            raise fates.Untranslatable(
+                "reasoning.effort",
+                f"needs a token limit above {2 * MIN_THINKING_BUDGET} (Claude thinks in 1024+ tokens)",
+            )
+    if body.get("temperature") not in (None, 1, 1.0) or body.get("top_p") is not None:
+        raise fates.Untranslatable("temperature", "cannot be combined with reasoning on Claude (thinking samples at 1)")
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+
+
+def _add_structured_output(body: dict[str, Any], response_format: Any) -> None:
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object"}
+        description = spec.get("description") or f"Give the answer as {spec.get('name') or 'JSON'}."
+    elif kind == "json_object":
+        schema, description = {"type": "object"}, "Give the answer as a JSON object."
+    else:
+        raise fates.Untranslatable("response_format", f"asks for output format {kind!r}, which Claude has no form for")
+    if "thinking" in body:
+        raise fates.Untranslatable("text.format", "forces a structured answer, which Claude cannot do while thinking")
+    tool = {"name": STRUCTURED_TOOL, "description": description, "input_schema": schema}
+    body["tools"] = [*body.get("tools", ()), tool]
+    body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
 
 
 def _max_tokens(params: dict[str, Any]) -> int:
@@ -89,8 +148,10 @@ def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """The conversation as Anthropic turns: tool results become user turns, same-role neighbours merge."""
     turns: list[dict[str, Any]] = []
     for message in messages:
+        if message.item is not None and message.item.get("type") == "item_reference":
+            raise fates.Untranslatable("input", "refers to an item stored at OpenAI (item_reference)")
         if message.instructions or message.role in ("system", "developer") or message.item is not None:
-            continue  # system text goes top level; Responses-only items have no Anthropic form
+            continue  # system text goes top level; Responses reasoning items have no Anthropic form
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
         if not blocks:
@@ -141,7 +202,7 @@ def _encode_part(part: Part) -> dict[str, Any]:
         data = _DATA_URL.match(str(part.source.get("file_data") or ""))
         if data:
             return {"type": "document", "source": {"type": "base64", "media_type": data["type"], "data": data["data"]}}
-    if part.kind not in (TEXT, IMAGE, FILE) and part.source.get("type") == part.kind:
+    if part.kind == REASONING or (part.kind not in (TEXT, IMAGE, FILE) and part.source.get("type") == part.kind):
         return part.source  # a block the gateway does not model (thinking …), from a Messages client
     raise BadRequest(
         f"The anthropic provider cannot send a '{part.kind}' part of this form "
@@ -180,7 +241,8 @@ def _encode_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
         out = {"type": "tool", "name": name}
     else:
-        out = None
+        kind = choice.get("type") if isinstance(choice, dict) else choice
+        raise fates.Untranslatable("tool_choice", f"asks for {kind!r}, which Claude has no form for")
     if out is not None and parallel is False:
         out["disable_parallel_tool_use"] = True
     return out
@@ -202,11 +264,15 @@ def decode_reply(body: dict[str, Any]) -> Reply:
             message.parts.append(Part(TEXT, block.get("text") or ""))
         elif block.get("type") == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
+            if block.get("name") == STRUCTURED_TOOL:
+                message.parts.append(Part(TEXT, arguments))  # the structured answer itself
+                continue
             message.tool_calls.append(ToolCall(block.get("id", ""), block.get("name", ""), arguments))
+    finish = FINISH_BY_STOP_REASON.get(body.get("stop_reason") or "", "stop")
     return Reply(
         model=str(body.get("model", "")),
         messages=[message],
-        finish_reason=FINISH_BY_STOP_REASON.get(body.get("stop_reason") or "", "stop"),
+        finish_reason="stop" if finish == "tool_calls" and not message.tool_calls else finish,
         usage=decode_usage(body.get("usage")),
         id=body.get("id"),
     )
@@ -239,6 +305,7 @@ class StreamDecoder(BaseStreamDecoder):
     def __init__(self) -> None:
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}
+        self.structured: int | None = None  # the block carrying a structured answer
 
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         kind = event.get("type")
@@ -246,11 +313,15 @@ class StreamDecoder(BaseStreamDecoder):
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta" and delta.get("text"):
                 return [TextDelta(delta["text"])]
+            if delta.get("type") == "input_json_delta" and event.get("index") == self.structured:
+                return [TextDelta(delta["partial_json"])] if delta.get("partial_json") else []
             if delta.get("type") == "input_json_delta" and event.get("index") in self.tool_index:
                 return [ToolCallDelta(self.tool_index[event["index"]], None, None, delta.get("partial_json") or "")]
         elif kind == "content_block_start":
             block = event.get("content_block") or {}
-            if block.get("type") == "tool_use":
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self.structured = event.get("index", 0)
+            elif block.get("type") == "tool_use":
                 index = self.tool_index[event.get("index", 0)] = len(self.tool_index)
                 return [ToolCallDelta(index, block.get("id"), block.get("name"), "")]
             if block.get("type") == "text" and block.get("text"):
@@ -260,7 +331,10 @@ class StreamDecoder(BaseStreamDecoder):
         elif kind == "message_delta":
             self.usage.update(event.get("usage") or {})
             reason = (event.get("delta") or {}).get("stop_reason")
-            return [StreamEnd(FINISH_BY_STOP_REASON.get(reason or "", "stop"), decode_usage(self.usage))]
+            finish = FINISH_BY_STOP_REASON.get(reason or "", "stop")
+            if finish == "tool_calls" and not self.tool_index:
+                finish = "stop"  # only the structured answer's tool was called
+            return [StreamEnd(finish, decode_usage(self.usage))]
         elif kind == "error":
             error = event.get("error")
             reason = error.get("type") if isinstance(error, dict) else None
