@@ -21,7 +21,7 @@ from .call import (
     Usage,
 )
 from .config import Config
-from .context import GatewayField, ReplyBody, RequestContext, Route, Scores
+from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route, Scores
 from .dialects import Dialect, StreamDecoder, StreamEncoder
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
 from .plugins import hookimpl
@@ -46,6 +46,7 @@ __all__ = [
     "GatewayField",
     "Message",
     "ModelNotFound",
+    "Outcome",
     "Part",
     "PolicyViolation",
     "Provider",

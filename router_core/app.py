@@ -19,6 +19,7 @@ from .config import Config, ConfigError
 from .dialects import Dialect, chat, responses
 from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
 from .gateway import GatewaySchema
+from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
 from .plugins import PluginHost
 from .providers import BUILTIN_PROVIDERS, Provider, Routes
@@ -36,7 +37,9 @@ ROUTE_DIALECTS = web.AppKey("route_dialects", dict)
 
 def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Response:
     body = dialect.error_body(error) if dialect is not None else error.body()
-    return web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+    resp = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+    resp[ERROR_CODE] = error.code or error.type  # for the request's Outcome
+    return resp
 
 
 def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
@@ -46,7 +49,7 @@ def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
         return await handle(request, dialect)
 
     app[ROUTE_DIALECTS][path] = dialect
-    app.router.add_post(path, endpoint)
+    app.router.add_post(path, endpoint, name=dialect.name)
 
 
 @web.middleware
@@ -147,7 +150,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     check_providers(config, kinds)
     schema = build_schema(config, host)
 
-    middlewares: list[Any] = [errors_middleware]
+    middlewares: list[Any] = [finish_middleware(host), errors_middleware]
     if config.server.api_keys:
         middlewares.append(auth_middleware(config.server.api_keys))
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -119,79 +120,193 @@ class Call:
             for call in message.tool_calls:
                 yield call.arguments
 
-    def map_text(self, fn: Callable[[str], str]) -> None:
-        """Replace every piece of text that goes upstream with ``fn(text)``.
+    def map_text(self, fn: Callable[[str], str], join: Callable[[list[str]], list[str]] | None = None) -> None:
+        """Replace every string that goes upstream with ``fn(string)``: coverage by position.
 
-        Covers message parts of every role (instructions included), tool-call
-        arguments, and every string inside what the gateway does not model but still
-        forwards: unmodelled items and parts, unknown message keys, tool definitions and
-        the pass-through ``params`` (``metadata``, ``user`` …). Never media bytes or ids:
-        see :func:`map_strings`. Redaction relies on this being exhaustive.
+        Every string at every depth is passed through ``fn``, dict keys included: message
+        parts of every role, message and tool names, tool-call arguments, file names and
+        image URLs, tool definitions and their JSON schemas, ``tool_choice``, unmodelled
+        items and parts, unknown message keys and the pass-through ``params``. The only
+        strings skipped are those whose *position* makes them opaque *and* whose content
+        has that shape (see :data:`OPAQUE_ITEM_KEYS` and friends): an upstream-issued id
+        that looks like one, a base64 media payload, a ``type``/``role``/``status`` enum.
+        An ``id`` key inside a tool schema or a pass-through param is text.
+
+        ``join``, when given, receives the text parts of one message together (so a value
+        split across two parts can be found) and returns their replacements.
+        Redaction relies on this being exhaustive.
         """
         for message in self.messages:
-            for part in message.parts:
-                if part.text:
-                    part.text = fn(part.text)
-                elif part.kind not in MEDIA_KINDS:
-                    map_strings(part.source, fn)
+            self._map_parts(message, fn, join)
             for call in message.tool_calls:
+                if not is_upstream_id(call.id):
+                    call.id = fn(call.id)
+                call.name = fn(call.name)
                 call.arguments = fn(call.arguments)
+            if message.tool_call_id and not is_upstream_id(message.tool_call_id):
+                message.tool_call_id = fn(message.tool_call_id)
+            if message.name:
+                message.name = fn(message.name)
             if message.item is not None:
-                map_strings(message.item, fn)
+                map_strings(message.item, fn, OPAQUE_ITEM_KEYS)
             map_strings(message.extra, fn)
         for tool in self.tools:
-            tool.description = fn(tool.description) if tool.description else tool.description
-            map_strings(tool.parameters, fn)
-            map_strings(tool.extra, fn)
-        map_strings(self.params, fn)
-        map_strings(self.native, fn)
+            tool.name = fn(tool.name)
+            if tool.description:
+                tool.description = fn(tool.description)
+            if tool.parameters is not None:
+                map_strings(tool.parameters, fn)
+            map_strings(tool.extra, fn, OPAQUE_TOOL_KEYS)
+        if isinstance(self.tool_choice, str):
+            if not is_enum(self.tool_choice):
+                self.tool_choice = fn(self.tool_choice)
+        elif self.tool_choice is not None:
+            map_strings(self.tool_choice, fn, OPAQUE_ITEM_KEYS)
+        map_strings(self.params, fn, OPAQUE_PARAMS)
+        map_strings(self.native, fn, OPAQUE_PARAMS)
+
+    @staticmethod
+    def _map_parts(message: Message, fn: Callable[[str], str], join: Callable[[list[str]], list[str]] | None) -> None:
+        texts = [p for p in message.parts if p.kind == TEXT and p.text]
+        if join is not None and len(texts) > 1:
+            for part, text in zip(texts, join([p.text or "" for p in texts]), strict=True):
+                part.text = text
+        else:
+            for part in texts:
+                part.text = fn(part.text or "")
+        for part in message.parts:
+            if part.kind == TEXT:
+                if part.text is None:
+                    map_strings(part.source, fn, OPAQUE_ITEM_KEYS)
+            elif part.kind in MEDIA_KINDS:
+                map_strings(part.source, fn, OPAQUE_MEDIA_KEYS)
+            else:  # a part the gateway does not model: the client's own dict
+                map_strings(part.source, fn, OPAQUE_ITEM_KEYS)
 
 
-# Keys whose strings are identifiers, enums or media bytes: rewriting them breaks the
-# request and can never un-leak anything (base64 is not text a detector should read).
-_OPAQUE_KEYS = frozenset(
-    {
-        "type",
-        "id",
-        "call_id",
-        "role",
-        "status",
-        "model",
-        "image_url",
-        "url",
-        "data",
-        "file_data",
-        "file_id",
-        "file_url",
-        "format",
-        "detail",
-        "encrypted_content",
-        "result",
-        "b64_json",
-        "mime_type",
-        "media_type",
-    }
+# ---------------------------------------------------------------- opaque positions
+# A string is left unscanned only where its position says "opaque" *and* its content
+# has that shape: rewriting an id or a base64 payload breaks the request and a detector
+# cannot read base64 anyway. Anything else in such a position (an e-mail as an "id")
+# is scanned like all other text.
+
+# Upstream-issued ids: a known prefix, then a random-looking body. A body may not hold
+# 7+ digits in a row, so a phone number, SSN or card number can never pass as an id.
+_UPSTREAM_ID = re.compile(
+    r"(?:call|fc|msg|rs|resp|toolu|srvtoolu|file|img|ig|ws|ctc|mcp|mcpr|mcpl|cu|lsh|ci|cntr|fs|item|chatcmpl"
+    r"|pmpt|conv|vs|asst|thread|run|step|batch|ft|req|tc|ctool|ctco|ct)[_\-](?=[A-Za-z0-9_\-]*[0-9])"
+    r"(?=[A-Za-z0-9_\-]*[A-Za-z])(?![A-Za-z0-9_\-]*[0-9]{7})[A-Za-z0-9_\-]{6,200}"
 )
+_BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\s]{16,}")
+_DATA_URL = re.compile(r"data:[\w.+\-]{1,64}/[\w.+\-]{1,64}(?:;[\w.+\-]{1,32}=[\w.+\-]{1,64})*;base64,")
+_ENUM = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 
 
-def map_strings(value: Any, fn: Callable[[str], str]) -> None:
-    """Apply ``fn`` in place to every string inside dicts and lists, skipping opaque keys."""
+def is_upstream_id(value: str) -> bool:
+    return _UPSTREAM_ID.fullmatch(value) is not None
+
+
+def is_base64(value: str) -> bool:
+    return _BASE64.fullmatch(value) is not None
+
+
+def is_data_url(value: str) -> bool:
+    """``data:image/png;base64,<base64>``: only a base64 payload is opaque (``data:text/plain,…`` is text)."""
+    head = _DATA_URL.match(value)
+    return head is not None and (head.end() == len(value) or is_base64(value[head.end() :]))
+
+
+def is_enum(value: str) -> bool:
+    return _ENUM.fullmatch(value) is not None
+
+
+def _media_payload(value: str) -> bool:
+    return is_data_url(value) or is_base64(value)
+
+
+# key → predicate: the value at that key (top level of the dict walked) is skipped when it holds.
+Opaque = dict[str, Any]  # key → predicate, or a nested Opaque for a dict under that key
+
+OPAQUE_ITEM_KEYS: Opaque = {
+    "type": is_enum,
+    "role": is_enum,
+    "status": is_enum,
+    "id": is_upstream_id,
+    "call_id": is_upstream_id,
+    "file_id": is_upstream_id,
+    "encrypted_content": is_base64,
+}
+OPAQUE_MEDIA_KEYS: Opaque = {
+    "url": is_data_url,  # an image URL on the web is text; an inline image's bytes are not
+    "image_url": is_data_url,
+    "file_url": is_data_url,
+    "data": _media_payload,
+    "file_data": _media_payload,
+    "file_id": is_upstream_id,
+    "format": is_enum,
+    "detail": is_enum,
+    "type": is_enum,
+}
+OPAQUE_TOOL_KEYS: Opaque = {"type": is_enum, "vector_store_ids": is_upstream_id}
+OPAQUE_PARAMS: Opaque = {
+    "previous_response_id": is_upstream_id,
+    "conversation": {"id": is_upstream_id},
+    "prompt": {"id": is_upstream_id},
+    "include": is_enum,
+    "service_tier": is_enum,
+    "truncation": is_enum,
+}
+
+
+def map_strings(value: Any, fn: Callable[[str], str], opaque: Opaque | None = None) -> None:
+    """Apply ``fn`` in place to every string inside dicts and lists, dict keys included.
+
+    ``opaque`` names the positions (keys of ``value`` itself, or of a list of dicts at
+    the top) whose strings are skipped when their predicate holds; deeper levels have
+    no exemptions unless ``opaque`` nests a table for that key.
+    """
     if isinstance(value, dict):
-        for key, item in value.items():
-            if key in _OPAQUE_KEYS:
-                continue
-            if isinstance(item, str):
-                if item and not item.startswith("data:"):
-                    value[key] = fn(item)
-            elif isinstance(item, dict | list):
-                map_strings(item, fn)
+        _map_dict(value, fn, opaque or {})
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if isinstance(item, str):
-                if item and not item.startswith("data:"):
-                    value[i] = fn(item)
+                value[i] = fn(item)
             elif isinstance(item, dict | list):
-                map_strings(item, fn)
+                map_strings(item, fn, opaque)
+
+
+def _skip(rule: Any, item: Any) -> bool:
+    return callable(rule) and isinstance(item, str) and rule(item)
+
+
+def _map_dict(value: dict[str, Any], fn: Callable[[str], str], opaque: Opaque) -> None:
+    renamed: dict[str, str] = {}
+    for key, item in value.items():
+        rule = opaque.get(key)
+        if isinstance(item, str):
+            if item and not _skip(rule, item):
+                value[key] = fn(item)
+        elif isinstance(item, list) and callable(rule):
+            for i, element in enumerate(item):
+                if isinstance(element, str):
+                    if not rule(element):
+                        item[i] = fn(element)
+                elif isinstance(element, dict | list):
+                    map_strings(element, fn)
+        elif isinstance(item, dict | list):
+            map_strings(item, fn, rule if isinstance(rule, dict) else None)
+        if isinstance(key, str) and key and (new := fn(key)) != key:
+            renamed[key] = new
+    if renamed:
+        # Keys are text too ("properties": {"jane@x.org": …}): rebuild in order. Two keys
+        # that mask alike stay apart, never silently merged.
+        items = list(value.items())
+        value.clear()
+        for key, item in items:
+            new = renamed.get(key, key)
+            while new in value:
+                new = f"{new}_"
+            value[new] = item
 
 
 @attrs.define(slots=True)

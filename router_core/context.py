@@ -9,6 +9,8 @@ import attrs
 
 from .call import Call, Usage
 
+TOKENS_SAVED_HEADER = "x-router-tokens-saved"
+
 if TYPE_CHECKING:
     from .config import Config
     from .dialects import Dialect
@@ -59,6 +61,43 @@ class Scores:
     reasons: dict[str, Any] = attrs.field(factory=dict)
 
 
+@attrs.frozen
+class Outcome:
+    """How one request ended, handed to ``request_finished`` once the answer is complete.
+
+    ``model`` is the model the gateway chose (``provider/model``, after ``select_model``),
+    ``provider`` the provider that answered (``None`` when none did), ``fallbacks`` the
+    routes given up on first. Tokens come from the answer's usage (0 when the upstream
+    sent none); ``planner_tokens`` counts the side calls made through ``ctx.complete``
+    (the planner, an LLM scorer). ``first_byte_ms`` is when the answer's first byte went
+    out (``None`` if nothing did). ``error_code`` is the error's ``code`` (``type`` when it
+    has none) for a refused or failed request, ``"client_closed"`` for a stream the client
+    left, ``"stream_failed"`` for one that broke after its first byte. ``tokens_saved`` and
+    ``redactions`` are what plugins noted (:meth:`RequestContext.note_saved`,
+    :meth:`RequestContext.note_redactions`). ``key_name`` is the client key's name as an
+    auth plugin set it on ``ctx.key_name``, never the key.
+    """
+
+    request_id: str
+    status: int
+    endpoint: str
+    stream: bool = False
+    model_requested: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    fallbacks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    planner_tokens: int = 0
+    latency_ms: float = 0.0
+    first_byte_ms: float | None = None
+    error_code: str | None = None
+    tokens_saved: dict[str, int] = attrs.field(factory=dict)
+    redactions: dict[str, int] = attrs.field(factory=dict)
+    tag: str | None = None
+    key_name: str | None = None
+
+
 @attrs.define
 class ReplyBody:
     """A complete answer in the client's dialect, with dialect-neutral helpers."""
@@ -88,6 +127,10 @@ class RequestContext:
     Treat its values as read-only: values from server defaults are built once and shared
     by every request that does not override them.
     ``plugin_state`` is each plugin's own scratch space, keyed by plugin name.
+    ``request_id`` is the client's ``x-request-id`` (when sane) or a generated one; it is
+    sent back on the answer. ``tag`` is the intent tag that chose the model and
+    ``key_name`` the name of the client key (set by the plugins that know them); both end
+    up in the request's :class:`Outcome`.
     ``app`` is the aiohttp application: state a plugin builds once per app (parsed
     ``[plugins.<name>]`` settings, caches) lives on it under a ``web.AppKey`` set in
     ``router_startup``.
@@ -106,6 +149,19 @@ class RequestContext:
     reply_id: str = ""
     # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
     wants_reply: bool = False
+    request_id: str = ""
+    tag: str | None = None
+    key_name: str | None = None
+    tokens_saved: dict[str, int] = attrs.field(factory=dict)
+    redactions: dict[str, int] = attrs.field(factory=dict)
+    # What the core records on the way, for the request's Outcome.
+    model_requested: str | None = None
+    provider: str | None = None
+    fallbacks: int = 0
+    usage: Usage | None = None
+    side_tokens: int = 0
+    error_code: str | None = None
+    first_byte_at: float | None = None
     _scorer: Callable[[RequestContext], Awaitable[Scores]] | None = None
     _scores: Scores | None = None
     _complete: Callable[..., Awaitable[Any]] | None = None
@@ -135,3 +191,26 @@ class RequestContext:
     def add_usage_detail(self, key: str, value: Any) -> None:
         """Attach a field to the answer's ``usage`` object, streamed or not."""
         self._usage_extra[key] = value
+
+    def note_saved(self, name: str, tokens: int) -> None:
+        """Report tokens an optimisation saved (``name``: the plugin or what it removed).
+
+        Summed per name into the request's :class:`Outcome` and the
+        ``x-router-tokens-saved`` header (``history=120,tools=340``).
+        """
+        self.tokens_saved[name] = self.tokens_saved.get(name, 0) + max(int(tokens), 0)
+        self.headers[TOKENS_SAVED_HEADER] = ",".join(f"{k}={n}" for k, n in self.tokens_saved.items())
+
+    def note_redactions(self, kind: str, count: int) -> None:
+        """Report ``count`` values of ``kind`` masked (``email``, ``custom``…); never the values."""
+        if count > 0:
+            self.redactions[kind] = self.redactions.get(kind, 0) + count
+
+    def note_route(self, provider: str, fallbacks: int) -> None:
+        """Record which provider answered and how many routes were given up on first.
+
+        The core calls it for upstream answers; a plugin that answers through
+        ``serve_request`` calls it for the provider it used.
+        """
+        self.provider = provider
+        self.fallbacks = fallbacks

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .call import Reply, StreamPiece
     from .config import Config
-    from .context import ReplyBody, RequestContext, Route, Scores
+    from .context import Outcome, ReplyBody, RequestContext, Route, Scores
 
 hookspec = pluggy.HookspecMarker("llm_router")
 
@@ -177,4 +177,23 @@ def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece
     :param piece: a canonical ``TextDelta``, ``ToolCallDelta`` or ``StreamEnd``.
     Returns ``None`` to pass the piece on (mutated or not), or a list of pieces to
     send instead (empty: drop it). The last piece is always a ``StreamEnd``.
+    """
+
+
+# ---------------------------------------------------------------- finished
+
+
+@hookspec
+def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+    """Called exactly once per HTTP request, after its answer is complete; returns nothing.
+
+    For metrics, logs and the usage ledger. It runs after the last byte was sent (or the
+    client hung up), for answers and errors alike, including requests refused before a
+    context existed (auth, a body that is not JSON): then ``ctx`` is ``None``.
+
+    :param ctx: the request context, or ``None``; read it, do not change it.
+    :param outcome: a :class:`router_core.Outcome`: status, endpoint, model and provider,
+        tokens, latency, error code, tokens saved and redactions per plugin.
+    An exception is logged (its type only) and never changes the answer; slow work (a
+    database write) belongs in a queue the plugin drains off the request path.
     """

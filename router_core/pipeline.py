@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from .context import ReplyBody, RequestContext, Route, Scores
 from .dialects import Dialect, StreamEncoder
 from .errors import BadRequest, GatewayError, UpstreamError
 from .gateway import GatewaySchema
+from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
 from .streaming import DONE, sse_data
@@ -59,12 +61,17 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     """One request in ``dialect``, answered in the same dialect."""
     rt = request.app[RUNTIME]
     body = await read_json(request)
-    ctx = RequestContext(
-        call=dialect.decode_request(body),
+    call = dialect.decode_request(body)
+    rid = request[REQUEST_ID]
+    ctx = request[CONTEXT] = RequestContext(
+        call=call,
         gateway=rt.schema.parse(body.get("gateway")),
         config=rt.config,
         app=request.app,
+        headers={"x-request-id": rid},
         debug=request.headers.get("x-router-debug") == "1",
+        request_id=rid,
+        model_requested=call.model or None,
         scorer=lambda ctx: score(rt, ctx),
         complete=lambda ctx, call: complete(rt, ctx, call),
         reply_id=dialect.new_id(),
@@ -81,6 +88,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     set_route_headers(ctx, attempt)
     ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
     reply.id, reply.model = ctx.reply_id, ctx.call.model
+    ctx.usage = reply.usage
     if ctx.wants_reply:
         await rt.host.call("reply_complete", ctx=ctx, reply=reply)
     return await respond(rt, ctx, ReplyBody(dialect, render_reply(ctx, dialect, answer, reply, attempt)))
@@ -126,6 +134,7 @@ async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:
     call.stream = False
     routes = await choose_routes(rt, ctx, call)
     _, reply, _ = await upstream.send(rt.host, ctx, routes, call)
+    ctx.side_tokens += reply.usage.total_tokens
     return reply
 
 
@@ -136,12 +145,14 @@ async def answer_locally(
     ctx.headers.setdefault("x-router-model", ctx.call.model)
     reply.usage.extra.update(ctx._usage_extra)
     reply.id, reply.model = ctx.reply_id, ctx.call.model
+    ctx.usage = reply.usage
     if not ctx.call.stream:
         if ctx.wants_reply:
             await rt.host.call("reply_complete", ctx=ctx, reply=reply)
         return await respond(rt, ctx, ReplyBody(dialect, encode_reply(ctx, dialect, reply)))
     resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
     await resp.prepare(request)
+    ctx.first_byte_at = time.perf_counter()
     encoder = dialect.stream_encoder(ctx.reply_id, ctx.call.model, ctx.call)
     await write_events(resp, dialect, encoder.start())
     pieces: list[StreamPiece] = [TextDelta(reply.text)] if reply.text else []
@@ -169,6 +180,7 @@ def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
     ctx.headers["x-router-model"] = ctx.call.model
     ctx.headers["x-router-provider"] = attempt.route.name
     ctx.headers["x-router-fallbacks"] = str(len(attempt.failures))
+    ctx.note_route(attempt.route.name, len(attempt.failures))
 
 
 def render_reply(
@@ -195,6 +207,7 @@ async def stream_answer(
         ctx.headers["x-router-upstream-model"] = attempt.route.model
         resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
         await resp.prepare(request)
+        ctx.first_byte_at = time.perf_counter()
         untouched = not (ctx.wants_stream_events or ctx.wants_reply or ctx._usage_extra)
         same = attempt.codec.name == dialect.name and dialect.passthrough_streams
         relay = passthrough if same and untouched else translate
@@ -202,12 +215,15 @@ async def stream_answer(
             await relay(resp, rt, ctx, chunks, attempt.codec, dialect)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             log.info("client went away mid-stream; upstream request closed")
+            ctx.error_code = "client_closed"
             return resp
         except (UpstreamFailure, GatewayError) as exc:
             log.warning("stream from %s failed mid-way: %s", attempt.route, type(exc).__name__)
+            ctx.error_code = "stream_failed"
             await resp.write(dialect.frame(dialect.stream_error(exc.message)))
         except Exception as exc:  # garbage from upstream or a bug: the status is sent, so end the stream cleanly
             log.warning("stream from %s broke mid-way: %s", attempt.route, type(exc).__name__)
+            ctx.error_code = "stream_failed"
             message = f"the answer from provider '{attempt.route.name}' broke off"
             await resp.write(dialect.frame(dialect.stream_error(message)))
         await resp.write_eof()
@@ -215,9 +231,47 @@ async def stream_answer(
 
 
 async def passthrough(resp, rt, ctx, chunks, upstream_dialect, dialect) -> None:
-    """Same dialect, nothing to change: bytes go out as they arrive."""
+    """Same dialect, nothing to change: bytes go out as they arrive (the usage event is read on the side)."""
+    tap = UsageTap(upstream_dialect)
     async for chunk in chunks:
         await resp.write(chunk)
+        tap.feed(chunk)
+    ctx.usage = tap.usage
+
+
+class UsageTap:
+    """Finds the usage in a stream relayed as bytes, parsing only the lines that carry one."""
+
+    # A line longer than this without an end is not one we can afford to hold.
+    MAX_PENDING = 1024 * 1024
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.decoder = dialect.stream_decoder()
+        self.pending = b""
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self.pending + chunk if self.pending else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.pending = data if len(data) <= self.MAX_PENDING else b""
+            return
+        self.pending = data[cut + 1 :] if len(data) - cut - 1 <= self.MAX_PENDING else b""
+        if b'"usage"' not in data:
+            return
+        for line in data[:cut].split(b"\n"):
+            if line.startswith(b"data:") and b'"usage"' in line:
+                self.read(line[5:].strip())
+
+    def read(self, payload: bytes) -> None:
+        try:
+            event = orjson.loads(payload)
+            pieces = self.decoder.feed(event) if isinstance(event, dict) else []
+        except (ValueError, TypeError, AttributeError, KeyError, UpstreamFailure):
+            return  # the relayed bytes are the client's to judge; the outcome just lacks tokens
+        for piece in pieces:
+            if isinstance(piece, StreamEnd) and piece.usage is not None:
+                self.usage = piece.usage
 
 
 async def translate(
@@ -251,6 +305,7 @@ async def translate(
     if collected is not None:
         await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)
+    ctx.usage = end.usage
     await write_pieces(resp, rt, ctx, dialect, encoder, end)
     await write_events(resp, dialect, encoder.close())
     await resp.write(dialect.end_of_stream)

@@ -173,6 +173,17 @@ class PluginHost:
             if result is not None:
                 on_result(result)
 
+    async def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of an after-the-fact hook; a failure is logged (type only), never raised."""
+        for impl in self.impls(hook):
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.failures[impl.plugin_name] += 1
+                log.warning("plugin %s failed in %s (%s); ignored", impl.plugin_name, hook, type(exc).__name__)
+
     def call_startup(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a synchronous startup hook; returns ``(plugin name, result)`` pairs. Errors propagate."""
         return [(impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])) for impl in self.impls(hook)]

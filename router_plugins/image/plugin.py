@@ -77,6 +77,7 @@ async def serve_request(ctx: RequestContext, routes: list[Route]) -> Reply | Non
     answer, route, failures, _ = await try_routes(routes, generate)
     ctx.headers["x-router-provider"] = route.name
     ctx.headers["x-router-fallbacks"] = str(len(failures))
+    ctx.note_route(route.name, len(failures))
     return await to_reply(route, answer, ctx.call.dialect)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from . import masking
+from .phones import PHONE_SEED, find_phones
 from .tokens import TOKEN_SEED, find_tokens
 
 
@@ -79,38 +80,16 @@ def find_emails(text: str) -> Iterator[Finding]:
 
 
 def _in_url_authority(text: str, start: int) -> bool:
-    """``scheme://user:pass@host`` and ``ssh://git@host`` are URLs, not addresses (the token detector owns passwords)."""
+    """``scheme://user:pass@host`` and ``ssh://git@host`` are URLs, not addresses (the token detector owns passwords).
+
+    Only the authority: after the path's first "/" an address is an address
+    (``https://cdn.example.com/jane@example.org.png``).
+    """
     if start == 0 or text[start - 1] not in ":/":
         return False
     run = text[max(0, start - 256) : start].rsplit(None, 1)[-1] if not text[start - 1].isspace() else ""
-    return "://" in run
-
-
-# ---------------------------------------------------------------- phone
-
-# Possessive digit groups: a run of digits is split into groups one way only, so a long
-# run after a "+" fails at once instead of trying every way of cutting it.
-_PHONE_INTL = re.compile(r"(?<!\+)\+[1-9]\d{0,3}+(?:[ .\-]?\(\d{1,4}\)|[ .\-]?\d{1,6}+){1,6}(?![\w])")
-_PHONE_NANP = re.compile(r"(?:1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w\-]|\.\d)")
-# Trunk-prefix national formats (UK 020 7946 0958, FR 06 12 34 56 78, DE 030 12345678).
-_PHONE_NATIONAL = re.compile(r"0\d{1,4}(?:[ \-/.]\d{2,8}){1,4}(?![\w\-/:]|\.\d)")
-
-
-def _digit_count(value: str) -> int:
-    return sum(ch.isdigit() for ch in value)
-
-
-def find_phones(text: str) -> Iterator[Finding]:
-    if "+" in text:
-        for m in _PHONE_INTL.finditer(text):
-            if starts_clean(text, m.start()) and 8 <= _digit_count(m.group()) <= 15:  # E.164
-                yield Finding(m.start(), m.end(), "phone", masking.mask_phone(m.group()))
-    for m in _PHONE_NANP.finditer(text):
-        if clean_before(text, m.start(), "+-."):
-            yield Finding(m.start(), m.end(), "phone", masking.mask_phone(m.group()))
-    for m in _PHONE_NATIONAL.finditer(text):
-        if clean_before(text, m.start(), "+-./:") and 10 <= _digit_count(m.group()) <= 12:
-            yield Finding(m.start(), m.end(), "phone", masking.mask_phone(m.group()))
+    scheme = run.rfind("://")
+    return scheme != -1 and "/" not in run[scheme + 3 :]
 
 
 # ---------------------------------------------------------------- ip
@@ -182,10 +161,30 @@ def find_macs(text: str) -> Iterator[Finding]:
 
 # ---------------------------------------------------------------- credit card
 
-# Printed card formats only: unbroken 13-19 digits, 4-4-4-1..4(-3), or 4-6-4/5 (Amex, Diners).
+# Printed card formats: unbroken 12-19 digits, 4-4-4-0..7 groups, or 4-6-4/5 (Amex, Diners).
 _CARD = re.compile(
-    r"(?:[2-6]\d{12,18}|[2-6]\d{3}([ \-])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{3})?"
-    r"|[2-6]\d{3}([ \-])\d{6}\2\d{4,5})(?![\w\-]|\.\d)"
+    r"(?:(?<![\w\-.])|(?<=\\[nrtbf]))(?:\d{12,19}|\d{4}([ \-])\d{4}\1\d{4}(?:\1\d{1,4}){0,2}|\d{4}([ \-])\d{6}\2\d{4,5})(?![\w\-]|\.\d)"
+)
+
+# Issuer prefixes (IIN ranges) and the lengths each brand issues: a Luhn-valid number
+# outside them (a timestamp, an order number) is not a card.
+_BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
+    (r"4", frozenset({13, 16, 19})),  # Visa
+    (r"5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720", frozenset({16})),  # Mastercard
+    (r"3[47]", frozenset({15})),  # Amex
+    (r"30[0-5]|309|36|38|39", frozenset({14, 16, 19})),  # Diners
+    (r"6011|64[4-9]|65|622", frozenset({16, 17, 18, 19})),  # Discover
+    (r"35(?:2[89]|[3-8]\d)", frozenset({16, 17, 18, 19})),  # JCB
+    (r"1800|2131", frozenset({15})),  # JCB (old 15-digit)
+    (r"5018|5020|5038|5[6-8]|6304|6759|676[1-3]|0604|6390|67", frozenset(range(12, 20))),  # Maestro
+    (r"62|81", frozenset({16, 17, 18, 19})),  # UnionPay
+    (r"220[0-4]", frozenset({16, 17, 18, 19})),  # Mir
+)
+_BRAND_PATTERNS = tuple((re.compile(prefix), lengths) for prefix, lengths in _BRANDS)
+# Words saying a long number is something else: near them a number is a card only when
+# it is also a card by its printed grouping.
+_NOT_CARD_WORDS = re.compile(
+    r"(?i)(?:ean|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref\b|reference)"
 )
 
 
@@ -199,14 +198,43 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def ean13_valid(digits: str) -> bool:
+    return (
+        len(digits) == 13
+        and sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12])) % 10 == (10 - int(digits[12])) % 10
+    )
+
+
+def card_brand_valid(digits: str) -> bool:
+    """Whether an issuer uses this prefix with this length."""
+    return any(pattern.match(digits) and len(digits) in lengths for pattern, lengths in _BRAND_PATTERNS)
+
+
+def _card_in(value: str) -> str | None:
+    """The card number ``value`` is, or begins with (a grouped card followed by one more group, a year)."""
+    while True:
+        digits = value.replace(" ", "").replace("-", "")
+        if len(digits) < 12:
+            return None
+        if luhn_valid(digits) and card_brand_valid(digits):
+            return value
+        cut = max(value.rfind(" "), value.rfind("-"))
+        if cut == -1:
+            return None
+        value = value[:cut]
+
+
 def find_cards(text: str) -> Iterator[Finding]:
     for m in _CARD.finditer(text):
-        if not clean_before(text, m.start(), "-."):
+        value = _card_in(m.group())
+        if value is None:
             continue
-        value = m.group()
         digits = value.replace(" ", "").replace("-", "")
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            yield Finding(m.start(), m.end(), "credit_card", masking.mask_card(value))
+        if len(digits) == len(value) and _NOT_CARD_WORDS.search(text, max(0, m.start() - 40), m.start()):
+            continue  # an unbroken number introduced as a barcode, an invoice …
+        if len(digits) == 13 == len(value) and ean13_valid(digits):
+            continue  # 13-digit Visa is gone from circulation; an EAN-13 is on every product
+        yield Finding(m.start(), m.start() + len(value), "credit_card", masking.mask_card(value))
 
 
 # ---------------------------------------------------------------- iban
@@ -243,11 +271,17 @@ def find_ibans(text: str) -> Iterator[Finding]:
 
 # Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
 _SSN = re.compile(r"(?!000|666|9)\d{3}([\- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w\-]|\.\d)")
+# Nine digits in a row are an SSN only when introduced as one.
+_SSN_UNBROKEN = re.compile(r"(?<![\w\-.])(?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4}(?![\w\-]|\.\d)")
+_SSN_WORDS = re.compile(r"(?i)(?:ssn|social security|soc\.? ?sec|ss ?#|ss no|taxpayer|\btin\b|itin)")
 
 
 def find_ssns(text: str) -> Iterator[Finding]:
     for m in _SSN.finditer(text):
         if clean_before(text, m.start(), "-."):
+            yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))
+    for m in _SSN_UNBROKEN.finditer(text):
+        if _SSN_WORDS.search(text, max(0, m.start() - 40), m.start()):
             yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))
 
 
@@ -258,12 +292,7 @@ DETECTORS: dict[str, Detector] = {
     d.name: d
     for d in (
         Detector("email", find_emails, r"[A-Za-z0-9._%+'\-]@[A-Za-z0-9]"),
-        Detector(
-            "phone",
-            find_phones,
-            r"\+[1-9][\d .\-()]{6,}\d|\d{3}[ .\-)]{1,2}\d{3}[ .\-]\d{4}"
-            r"|(?:^|[^\w+\-./:]|\\[nrtbf])0\d{1,4}(?:(?:[ \-/.]\d\d)*[ \-/.]\d{3}|(?:[ \-/.]\d\d){3})",
-        ),
+        Detector("phone", find_phones, PHONE_SEED),
         Detector(
             "ip",
             find_ips,
@@ -271,13 +300,9 @@ DETECTORS: dict[str, Detector] = {
         ),
         Detector("uuid", find_uuids, r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"),
         Detector("token", find_tokens, TOKEN_SEED),
-        Detector(
-            "credit_card",
-            find_cards,
-            r"[2-6]\d{12}|[2-6]\d{3}[ \-]\d{4}[ \-]\d{4}[ \-]\d|[2-6]\d{3}[ \-]\d{6}[ \-]\d{4}",
-        ),
+        Detector("credit_card", find_cards, r"\d{12}|\d{4}[ \-]\d{4}[ \-]\d{4}|\d{4}[ \-]\d{6}[ \-]\d{4}"),
         Detector("iban", find_ibans, r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}"),
-        Detector("ssn", find_ssns, r"\d{3}[\- ]\d{2}[\- ]\d{4}"),
+        Detector("ssn", find_ssns, r"\d{3}[\- ]?\d{2}[\- ]?\d{4}"),
         Detector(
             "mac",
             find_macs,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -14,13 +16,28 @@ from .custom import compile_custom
 from .detectors import DETECTORS
 from .redaction import Redaction
 from .restore import StreamRestorer, json_escaped, restore_text
+from .settings import ServerSettings, read_settings
 
 # Any exception here refuses the request: text is never forwarded unredacted.
 FAIL_CLOSED = True
 
 log = logging.getLogger("llm_router.redact")
 
-MODES = ("mask", "restore")
+# Requests with more text than this are redacted off the event loop (a 64 KB body
+# takes a few ms in place; a thread hop costs ~50 µs, not worth it for chat turns).
+OFF_LOOP_CHARS = 64 * 1024
+# At most this many big requests are redacted at once; others wait their turn, so a
+# burst of 8 MB bodies queues instead of multiplying memory and GIL contention.
+MAX_CONCURRENT = 2
+
+
+def request_chars(call: Any) -> int:
+    """A cheap upper bound on the text to scan: the message text (the bulk of any big body)."""
+    return sum(
+        len(p.text or "") + sum(len(str(v)) for v in p.source.values()) for m in call.messages for p in m.parts
+    ) + sum(len(c.arguments) for m in call.messages for c in m.tool_calls)
+
+
 STATE = "redact"
 
 
@@ -44,33 +61,32 @@ class RedactSettings:
         return [name for name in DETECTORS if getattr(self, name)]
 
 
-def read_mode(settings: dict[str, Any]) -> str:
-    """``[plugins.redact] mode``: ``mask`` (default) or ``restore``; anything else is a startup error."""
-    mode = settings.get("mode", "mask")
-    if mode not in MODES:
-        raise ValueError(f"plugins.redact.mode: {mode!r} is not one of {', '.join(MODES)}")
-    unknown = set(settings) - {"mode"}
-    if unknown:
-        raise ValueError(f"plugins.redact: unknown setting(s) {', '.join(sorted(unknown))}")
-    return mode
-
-
 @hookimpl
 def gateway_fields() -> dict[str, Any]:
     return {"redact": RedactSettings}
 
 
-# [plugins.redact] mode, read and validated once per app in router_startup.
-MODE = web.AppKey("redact.mode", str)
+# [plugins.redact], read and validated once per app in router_startup; the worker
+# threads and the semaphore that bounds them live as long as the app.
+SETTINGS = web.AppKey("redact.settings", ServerSettings)
+EXECUTOR = web.AppKey("redact.executor", ThreadPoolExecutor)
+WORKERS = web.AppKey("redact.workers", asyncio.Semaphore)
 
 
 @hookimpl
 def router_startup(app: web.Application, config: Any) -> None:
-    app[MODE] = read_mode(config.plugin_settings("redact"))  # a wrong mode stops startup
+    app[SETTINGS] = read_settings(config.plugin_settings("redact"))  # a wrong setting stops startup
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=MAX_CONCURRENT, thread_name_prefix="redact")
+    app[WORKERS] = asyncio.Semaphore(MAX_CONCURRENT)
 
 
 @hookimpl
-def pre_request(ctx: RequestContext) -> None:
+def router_shutdown(app: web.Application) -> None:
+    app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
+
+
+@hookimpl
+async def pre_request(ctx: RequestContext) -> None:
     settings: RedactSettings | None = ctx.gateway.get("redact")
     if settings is None:
         return
@@ -78,23 +94,55 @@ def pre_request(ctx: RequestContext) -> None:
     detectors = [DETECTORS[name] for name in settings.enabled]
     if not detectors and not custom:
         return
-    restore = ctx.app[MODE] == "restore"
-    redaction = Redaction(detectors, custom, restore)
-    ctx.call.map_text(redaction.redact_text)
+    server = ctx.app[SETTINGS]
+    redaction = Redaction(detectors, custom, server.mode == "restore", server.display)
+    await redact_off_loop(ctx, redaction)
     ctx.plugin_state[STATE] = redaction
     if redaction.counts:
+        for kind, count in redaction.counts.items():
+            ctx.note_redactions(kind, count)
         ctx.headers["x-router-redactions"] = redaction.header()
         log.debug("redacted %s", redaction.header())
-    if restore and redaction.originals:
+    if redaction.restore and redaction.originals:
         ctx.wants_stream_events = True
+
+
+def redact_request(ctx: RequestContext, redaction: Redaction) -> None:
+    """Everything that leaves: the call (see ``Call.map_text``) and the tags an LLM scorer describes upstream."""
+    ctx.call.map_text(redaction.redact_text, redaction.redact_parts)
+    tags = ctx.gateway.get("tags")
+    if tags:
+        # Shared, read-only values: the request gets its own redacted copies.
+        ctx.gateway["tags"] = [
+            attrs.evolve(tag, name=redaction.redact_text(tag.name), description=redaction.redact_text(tag.description))
+            for tag in tags
+        ]
+
+
+async def redact_off_loop(ctx: RequestContext, redaction: Redaction) -> None:
+    """Small requests are redacted in place; big ones on a worker thread, a bounded number at a time.
+
+    The detectors' regex engines hold the GIL only for one search at a time, so the
+    event loop keeps answering (``/healthz``, other requests) while a big body is read.
+    """
+    if request_chars(ctx.call) < OFF_LOOP_CHARS and not redaction.custom:
+        redact_request(ctx, redaction)
+        return
+    async with ctx.app[WORKERS]:
+        await asyncio.get_running_loop().run_in_executor(ctx.app[EXECUTOR], redact_request, ctx, redaction)
 
 
 @hookimpl
 def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
     redaction: Redaction | None = ctx.plugin_state.get(STATE)
-    if redaction is not None and redaction.originals:
-        escaped = json_escaped(redaction.originals)
-        reply.map_text(lambda text: restore_text(text, redaction.originals), lambda args: restore_text(args, escaped))
+    if redaction is None or not redaction.originals:
+        return
+    originals = redaction.originals
+    if ctx.app[SETTINGS].restore_into == "all":
+        escaped = json_escaped(originals)
+        reply.map_text(lambda text: restore_text(text, originals), lambda args: restore_text(args, escaped))
+    else:
+        reply.map_text(lambda text: restore_text(text, originals, plain_only=True), lambda args: args)
 
 
 @hookimpl
@@ -103,5 +151,6 @@ def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece
     if redaction is None or not redaction.originals:
         return None
     if redaction.stream is None:
-        redaction.stream = StreamRestorer(redaction.originals)
+        everywhere = ctx.app[SETTINGS].restore_into == "all"
+        redaction.stream = StreamRestorer(redaction.originals, tools=everywhere, plain_only=not everywhere)
     return redaction.stream.feed(piece)

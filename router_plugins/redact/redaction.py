@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -10,12 +11,17 @@ from typing import Any
 import attrs
 import re2
 
+from . import masking
 from .custom import find_custom
 from .detectors import DETECTORS, Detector, Finding
+from .normalise import normalise
 from .restore import StreamRestorer
 
-ORDER = (*DETECTORS, "custom")  # header order, and who wins a tie between two detectors
-RANK = {name: i for i, name in enumerate(ORDER)}
+ORDER = (*DETECTORS, "custom")  # header order
+# Who wins a tie (same start, same length): the detector whose format is the more
+# specific — checksummed or fixed-shape before a phone number, which fits many shapes.
+PRIORITY = ("token", "email", "credit_card", "iban", "ssn", "uuid", "mac", "ip", "phone", "custom")
+RANK = {name: i for i, name in enumerate(PRIORITY)}
 
 
 @functools.lru_cache(maxsize=len(DETECTORS) * 8)
@@ -78,7 +84,7 @@ def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = (
     """Every value to hide in ``text``, left to right, without overlaps.
 
     Where two findings overlap the one that starts first wins, then the longer one,
-    then the detector listed first in :data:`ORDER`.
+    then the detector listed first in :data:`PRIORITY`.
     """
     found: list[Finding] = []
     if detectors:
@@ -99,6 +105,48 @@ def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = (
     return kept
 
 
+@attrs.frozen
+class Replacement:
+    """``text[start:end]`` of the original is replaced by ``text``."""
+
+    start: int
+    end: int
+    text: str
+
+
+def apply(text: str, replacements: Sequence[Replacement], offset: int = 0) -> str:
+    """``text`` (which starts at ``offset`` of the text the replacements index) rewritten.
+
+    A replacement that starts in ``text`` is written whole; one that only overlaps it
+    (a value split across two parts of a message) removes its share of the value.
+    """
+    out: list[str] = []
+    pos = 0
+    end_of_text = offset + len(text)
+    for r in replacements:
+        if r.end <= offset or r.start >= end_of_text:
+            continue
+        start, end = max(r.start - offset, 0), min(r.end - offset, len(text))
+        out.append(text[pos:start])
+        if r.start >= offset:
+            out.append(r.text)
+        pos = end
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# Placeholders carry this many random letters per request: text that a client or a
+# document supplies ("[EMAIL_1]", or a guess) never resolves to a value.
+NONCE_LENGTH = 6
+_NONCE_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_nonce() -> str:
+    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
+
+
 @attrs.define
 class Redaction:
     """What one request hid: counts per detector and, in restore mode, the placeholder map.
@@ -109,35 +157,55 @@ class Redaction:
     detectors: Sequence[Detector]
     custom: Sequence[Any] = ()
     restore: bool = False
+    display: frozenset[str] = frozenset()  # detectors whose partial display mask was opted into
     counts: Counter[str] = attrs.field(factory=Counter)
     originals: dict[str, str] = attrs.field(factory=dict)  # placeholder → value
     placeholders: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (detector, value) → placeholder
     stream: StreamRestorer | None = None  # restore mode, streamed answers
+    nonce: str = attrs.field(factory=new_nonce)
     _numbers: Counter[str] = attrs.field(factory=Counter)
+
+    def replacements(self, text: str) -> list[Replacement]:
+        """Where ``text`` must change: findings on its normalised view, mapped to its own offsets."""
+        view = normalise(text)
+        found = find_all(view.text, self.detectors, self.custom)
+        out = []
+        for finding in found:
+            start, end = view.start(finding.start), view.end(finding.end)
+            if out and start < out[-1].end:  # two findings inside one folded character
+                continue
+            value = text[start:end]
+            if self.restore:
+                replacement = self.placeholder(finding.detector, value)
+            elif finding.detector in self.display:
+                replacement = masking.display_mask(finding.detector, view.text[finding.start : finding.end])
+            else:
+                replacement = finding.mask
+            self.counts[finding.detector] += 1
+            out.append(Replacement(start, end, replacement))
+        return out
 
     def redact_text(self, text: str) -> str:
         """``text`` with every finding masked (or replaced by its placeholder in restore mode)."""
-        findings = find_all(text, self.detectors, self.custom)
-        if not findings:
-            return text
-        out: list[str] = []
-        pos = 0
-        for finding in findings:
-            out.append(text[pos : finding.start])
-            value = text[finding.start : finding.end]
-            out.append(self.placeholder(finding.detector, value) if self.restore else finding.mask)
-            self.counts[finding.detector] += 1
-            pos = finding.end
-        out.append(text[pos:])
-        return "".join(out)
+        return apply(text, self.replacements(text))
+
+    def redact_parts(self, texts: list[str]) -> list[str]:
+        """Adjacent text parts of one message, read as one text: a value split across them is found."""
+        replacements = self.replacements("".join(texts))
+        out = []
+        offset = 0
+        for text in texts:
+            out.append(apply(text, replacements, offset))
+            offset += len(text)
+        return out
 
     def placeholder(self, detector: str, value: str) -> str:
-        """The same value gets the same placeholder for the whole request: ``[EMAIL_1]``."""
+        """The same value gets the same placeholder for the whole request: ``[EMAIL_1_k7fq2m]``."""
         key = (detector, value)
         placeholder = self.placeholders.get(key)
         if placeholder is None:
             self._numbers[detector] += 1
-            placeholder = f"[{detector.upper()}_{self._numbers[detector]}]"
+            placeholder = f"[{detector.upper()}_{self._numbers[detector]}_{self.nonce}]"
             self.placeholders[key] = placeholder
             self.originals[placeholder] = value
         return placeholder

@@ -60,4 +60,5 @@ async def select_model(ctx: RequestContext) -> str | None:
             code="no_matching_tag",
         )
     ctx.headers["x-router-tag"] = tag.name
+    ctx.tag = tag.name
     return pick_model(tag.models, scores.complexity)

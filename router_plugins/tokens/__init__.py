@@ -1,4 +1,4 @@
-"""Token counting shared by the context optimisers, and the ``x-router-tokens-saved`` header."""
+"""Token counting shared by the context optimisers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from .paths import default_dir
 
 log = logging.getLogger("llm_router.tokens")
 
-HEADER = "x-router-tokens-saved"
 # What OpenAI's chat format adds around each message (role and separators).
 MESSAGE_OVERHEAD = 3
 
@@ -86,7 +85,5 @@ def tool_tokens(tool: Tool, model: str) -> int:
 
 
 def record_saved(ctx: RequestContext, plugin: str, tokens: int) -> None:
-    """Add a plugin's savings to the request and rewrite ``x-router-tokens-saved`` (``history=120,tools=340``)."""
-    saved: dict[str, int] = ctx.plugin_state.setdefault("tokens_saved", {})
-    saved[plugin] = saved.get(plugin, 0) + max(tokens, 0)
-    ctx.headers[HEADER] = ",".join(f"{name}={n}" for name, n in saved.items())
+    """Add a plugin's savings to the request (its Outcome and the ``x-router-tokens-saved`` header)."""
+    ctx.note_saved(plugin, tokens)

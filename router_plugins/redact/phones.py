@@ -1,0 +1,152 @@
+"""The ``phone`` detector: candidates by shape, decided by libphonenumber's metadata and context.
+
+A candidate is a run of digits with the separators phone numbers are written with
+(spaces, dots, dashes, slashes, parentheses), an optional ``+`` or ``00`` prefix and an
+optional extension (``x62737``, ``ext. 12``). What is then decided:
+
+- ``+CC …`` / ``00CC …``: the country code must exist and the national number be a
+  possible length for it (``phonenumbers``).
+- a national number: a phone word nearby (``tel``, ``call``, ``mobile`` …) accepts it;
+  a reference word (``invoice``, ``order``, ``ref``, ``ISBN`` …) or the shape of a date
+  or a version refuses it; otherwise its grouping must look like a phone number (a
+  trunk ``0``, parentheses, or 3-3-4 / 2-2-2-2 style groups) and be valid in one of the
+  regions libphonenumber knows.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import phonenumbers
+
+from . import masking
+
+if TYPE_CHECKING:
+    from .detectors import Finding
+
+# Linear: the body is bounded and each start is a digit, "+" or "(" not glued to a word.
+_CANDIDATE = re.compile(
+    r"(?<![\w+\-./])\+?(?:\(\+?\d{1,5}\)|\d)(?:[ \-./]{0,2}(?:\(\d{1,5}\)|\d)){5,20}"
+    r"(?:\s*+(?:x|ext\.?|extension|#)\s*+\d{1,6}+)?(?![\w\-]|[./]\d)",
+    re.IGNORECASE,
+)
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE)
+_DATE = re.compile(r"\d{4}[./\-]\d{1,2}[./\-]\d{1,2}(?:[ T]\d.*)?|\d{1,2}[./\-]\d{1,2}[./\-]\d{2,4}(?:\s.*)?")
+_DOTTED_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){2,}")
+_YEARS = re.compile(r"(?:1[89]|20)\d\d(?:[ \-/](?:1[89]|20)\d\d)+")
+
+_PHONE_WORDS = re.compile(
+    r"(?i)(?:phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
+    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯)"
+)
+_REFERENCE_WORDS = re.compile(
+    r"(?i)(?:invoice|inv\b|order|ref\b|ref\.|reference|ticket|case|tracking|serial|sku|ean|isbn|issn|gtin|upc"
+    r"|account|acct|iban|po\b|p\.o\.|nr\b|no\.|number\s*#|#|\bid\b|version|build|release|patent|part|model"
+    r"|item|customer|transaction|txn|receipt|batch|lot|shipment|parcel|booking|policy|claim|member|employee"
+    r"|routing|swift|checksum|hash|ssn|social security|tax)"
+)
+CONTEXT = 40  # characters before a candidate read for words
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def _national_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Each region's trunk prefix and the pattern all its national numbers match (libphonenumber metadata)."""
+    out = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.general_desc is None or not metadata.general_desc.national_number_pattern:
+            continue
+        prefix = metadata.national_prefix or ""
+        out.append((prefix, re.compile(metadata.general_desc.national_number_pattern)))
+    return tuple(out)
+
+
+_NATIONAL = _national_patterns()  # ~245 regions, built at import in well under 0.1 s
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_national(digits: str) -> bool:
+    """Whether ``digits`` is a national number of some region, with or without its trunk prefix.
+
+    One fullmatch per region against libphonenumber's own pattern: bounded, unlike
+    ``phonenumbers.parse`` per region (~90 µs each), which hostile text could multiply.
+    """
+    for prefix, pattern in _NATIONAL:
+        if pattern.fullmatch(digits) or (
+            prefix and digits.startswith(prefix) and pattern.fullmatch(digits[len(prefix) :])
+        ):
+            return True
+    return False
+
+
+def _international(value: str) -> bool:
+    """``+CC…``: a country code that exists and E.164's length; ``00CC…`` must also be a possible number there."""
+    digits = _digits(value)
+    if value.startswith("00"):
+        try:
+            return phonenumbers.is_possible_number(phonenumbers.parse("+" + digits[2:], None))
+        except phonenumbers.NumberParseException:
+            return False
+    # Written with a "+", a number is meant as a phone number even when its digits are
+    # not (yet) allocated: only the country code and E.164's 15 digits are checked.
+    return any(digits[:n] and int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in (1, 2, 3))
+
+
+def _phone_grouping(value: str) -> bool:
+    """Written the way phone numbers are: parentheses, a trunk 0 with groups, or 3-3-4 / 2-2-2-2 groups."""
+    if "(" in value:
+        return True
+    groups = re.split(r"[ \-./]+", value)
+    if len(groups) == 1:
+        digits = groups[0]
+        # Unbroken: a trunk-prefixed national number or a Chinese/Indian style mobile.
+        return (digits[0] == "0" and digits[1] != "0" and 9 <= len(digits) <= 12) or bool(
+            re.fullmatch(r"1[3-9]\d{9}|[6-9]\d{9}", digits)
+        )
+    if len(groups) == 2 and groups[0][0] != "0":
+        return len(groups[0]) in (3, 4) and len(groups[1]) == 4 and len(_digits(value)) >= 7
+    longest = 8 if groups[0][0] == "0" else 5  # after a trunk 0 the subscriber part may be one group
+    return all(1 <= len(g) <= longest for g in groups)
+
+
+def is_phone(text: str, start: int, value: str) -> bool:
+    core = _EXTENSION.sub("", value)
+    digits = _digits(core)
+    if not 7 <= len(digits) <= 15:
+        return False
+    before = text[max(0, start - CONTEXT) : start]
+    if core[0] == "+" or core.startswith("00"):
+        if 8 <= len(digits) <= 16 and _international(core):  # 15 (E.164) and a written trunk "(0)"
+            return True
+        if core[0] == "+":
+            return False
+    if _DATE.fullmatch(core) or _DOTTED_VERSION.fullmatch(core) or _YEARS.fullmatch(core):
+        return False
+    phone_word = _PHONE_WORDS.search(before) is not None
+    if phone_word:
+        # The nearest word decides: "call about invoice 12345678" is an invoice.
+        last_phone = max(m.end() for m in _PHONE_WORDS.finditer(before))
+        refs = [m.end() for m in _REFERENCE_WORDS.finditer(before)]
+        return not refs or last_phone >= max(refs)
+    if _REFERENCE_WORDS.search(before):
+        return False
+    return len(digits) >= 9 and _phone_grouping(core) and _valid_national(digits)
+
+
+def find_phones(text: str) -> Iterator[Finding]:
+    from .detectors import Finding
+
+    for m in _CANDIDATE.finditer(text):
+        value = m.group().rstrip(" -./")
+        if is_phone(text, m.start(), value):
+            yield Finding(m.start(), m.start() + len(value), "phone", masking.mask_phone(value))
+
+
+# A loose RE2 superset of the candidates: seven digits with at most two separators between any two.
+PHONE_SEED = r"\d(?:[ \-./()]{0,3}\d){6}"
