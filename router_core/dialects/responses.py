@@ -65,6 +65,16 @@ def decode_request(body: dict[str, Any]) -> Call:
     return call
 
 
+def decode_items(items: list[Any], param: str = "input") -> list[Message]:
+    """Responses input (or output) items → canonical messages: how a stored conversation is replayed."""
+    return [_decode_item(item, f"{param}[{i}]") for i, item in enumerate(items)]
+
+
+def encode_input(messages: list[Message]) -> list[dict[str, Any]]:
+    """Canonical messages → Responses input items (``instructions`` left out, as OpenAI keeps them per response)."""
+    return [item for m in messages if not m.instructions for item in _encode_items(m)]
+
+
 def _decode_item(raw: Any, param: str) -> Message:
     if type(raw) is dict and len(raw) == 2 and type(raw.get("content")) is str and raw.get("role") in _MESSAGE_ROLES:
         return Message(raw["role"], [Part(TEXT, raw["content"])], as_string=True)  # the common shape, fast
