@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from aiohttp import web
 
 from .config import Config, ConfigError
 from .dialects import Dialect, chat, responses
-from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
+from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge, Unauthorized
 from .gateway import GatewaySchema
 from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
@@ -143,6 +142,18 @@ def describe_providers(config: Config) -> None:
             log.info("provider %s (%s) ready%s", name, p.kind, ", zero data retention" if p.zdr else "")
 
 
+def point_at_a_model(routes: Routes, config: Config) -> None:
+    """Tell a newcomer which model answers right now, offline if an echo provider is configured."""
+    listed = listed_models(routes, config)
+    offline = next((m for m, owner in listed.items() if config.providers[owner].kind == "echo"), None)
+    if offline:
+        log.info("try model %r: it answers offline with the request the gateway would send upstream", offline)
+    elif listed:
+        log.info("models that can answer now: %s", ", ".join(listed))
+    else:
+        log.warning("no model can answer: every provider lacks its API key (GET /v1/models lists what can)")
+
+
 def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> web.Application:
     """Build the gateway.  Raises ConfigError for anything wrong in the config."""
     host = PluginHost(config, list(extra_plugins))
@@ -169,6 +180,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
                 if inspect.isawaitable(started):
                     await started
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
+            point_at_a_model(app[RUNTIME].routes, config)
             # Everything built so far lives as long as the process: keep the collector from
             # re-scanning it on every full collection (pauses that show up as p99 latency).
             gc.collect()
@@ -182,22 +194,58 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     serve_dialect(app, "/v1/responses", responses.DIALECT)
     serve_dialect(app, "/v1/chat/completions", chat.DIALECT)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
     return app
 
 
+# The model an echo provider is listed under (it answers any name): what a newcomer can try offline.
+ECHO_DEMO_MODEL = "demo"
+
+
+def servable(routes: Routes, model: str) -> str | None:
+    """The provider that would answer ``model`` now (the first route with its key present), or None."""
+    try:
+        candidates = routes.for_model(model)
+    except ModelNotFound:
+        return None
+    return next((r.name for r in candidates if r.provider.unavailable is None), None)
+
+
+def listed_models(routes: Routes, config: Config) -> dict[str, str]:
+    """What ``/v1/models`` lists: model id → the provider that would answer it now.
+
+    The configured ``[models]``, every provider's ``serves``, and each echo provider's demo
+    model; a model whose every provider lacks its key is left out (it could only answer 503).
+    """
+    listed: dict[str, str] = {}
+    candidates = [*config.models, *(m for p in config.providers.values() for m in p.serves)]
+    candidates += [f"{name}/{ECHO_DEMO_MODEL}" for name, p in config.providers.items() if p.kind == "echo"]
+    for model in candidates:
+        owner = servable(routes, model)
+        if owner is not None:
+            listed.setdefault(model, owner)
+    return listed
+
+
+def model_object(model: str, owner: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": owner}
+
+
 async def list_models(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    seen: dict[str, str] = {}
-    for model in rt.config.models:
-        seen.setdefault(model, model.partition("/")[0])
-    for name, provider in rt.config.providers.items():
-        for model in provider.serves:
-            seen.setdefault(model, name)
-    created = int(time.time())
-    data = [{"id": m, "object": "model", "created": created, "owned_by": owner} for m, owner in seen.items()]
+    data = [model_object(m, owner) for m, owner in listed_models(rt.routes, rt.config).items()]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model, if a request for it would be served now (an echo provider serves any name)."""
+    model = request.match_info["model"]
+    owner = servable(request.app[RUNTIME].routes, model)
+    if owner is None:
+        raise ModelNotFound(f"The model '{model}' does not exist or no provider with its key can serve it.")
+    return web.Response(body=orjson.dumps(model_object(model, owner)), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:
