@@ -155,7 +155,7 @@ def test_every_field_fate_is_in_the_docs():
 
 async def test_raw_shape_matches_the_seed_whatever_the_provider(gateway):
     for model in ("openai/gpt-4o", "chatonly/llama", "echo/demo"):
-        resp = await gateway.post("/v1/responses", data=orjson.dumps({"model": model, "input": "hi"}))
+        resp = await gateway.post("/v1/responses", json={"model": model, "input": "hi"})
         body = await resp.json()
         assert body["id"].startswith("gen_") and body["object"] == "response" and body["model"] == model
         assert isinstance(body["output_text"], str) and body["output_text"]
