@@ -13,7 +13,20 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import TEXT, Call, Message, Part, Reply, StreamEnd, StreamPiece, TextDelta, ToolCall, ToolCallDelta, Usage
+from .call import (
+    IMAGE,
+    TEXT,
+    Call,
+    Message,
+    Part,
+    Reply,
+    StreamEnd,
+    StreamPiece,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route, Scores
 from .dialects import Dialect, StreamEncoder
@@ -160,8 +173,12 @@ async def answer_locally(
     await write_events(resp, dialect, encoder.start())
     pieces: list[StreamPiece] = [TextDelta(reply.text)] if reply.text else []
     pieces += [ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(reply.tool_calls)]
-    for piece in (*pieces, StreamEnd(reply.finish_reason, reply.usage)):
+    for piece in pieces:
         await write_pieces(resp, rt, ctx, dialect, encoder, piece)
+    for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
+        # Images skip the stream hooks: bytes, not text a plugin rewrites.
+        await write_events(resp, dialect, encoder.image(part))
+    await write_pieces(resp, rt, ctx, dialect, encoder, StreamEnd(reply.finish_reason, reply.usage))
     if ctx.wants_reply:
         await rt.host.call("reply_complete", ctx=ctx, reply=reply)
     await write_events(resp, dialect, encoder.close())

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..call import Call, Reply, StreamPiece, Usage
+from ..call import Call, Part, Reply, StreamPiece, Usage
 from ..errors import BadRequest, GatewayError
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -25,6 +25,12 @@ def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> 
 def optional(obj: dict[str, Any], key: str, kind: type, param: str, what: str) -> Any:
     value = obj.get(key)
     return None if value is None else expect(value, kind, param, what)
+
+
+def markdown_image(part: Part) -> str:
+    """A generated image as a Markdown image: what chat UIs render where a dialect has no image output."""
+    url = part.source.get("url") or f"data:image/png;base64,{part.source.get('b64_json', '')}"
+    return f"![image]({url})"
 
 
 def require_model(body: dict[str, Any]) -> str:
@@ -57,6 +63,10 @@ class StreamEncoder:
 
     def encode(self, piece: StreamPiece) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        """A generated image (``part.source``: ``b64_json`` or ``url``), as this dialect streams one."""
+        return []
 
     def close(self) -> list[dict[str, Any]]:
         return []

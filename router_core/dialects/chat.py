@@ -25,7 +25,7 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import ROLES, Dialect, StreamDecoder, expect, fates, optional, require_model, require_stream
+from . import ROLES, Dialect, StreamDecoder, expect, fates, markdown_image, optional, require_model, require_stream
 from . import StreamEncoder as BaseStreamEncoder
 
 NAME = "chat"
@@ -312,9 +312,7 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 def encode_reply(reply: Reply, reply_id: str) -> dict[str, Any]:
     content = reply.text
     for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
-        # Chat has no image output part; a Markdown image is what chat UIs render.
-        url = part.source.get("url") or f"data:image/png;base64,{part.source.get('b64_json', '')}"
-        content += ("\n\n" if content else "") + f"![image]({url})"
+        content += ("\n\n" if content else "") + markdown_image(part)  # Chat has no image output part
     message: dict[str, Any] = {"role": "assistant", "content": content or None}
     calls = [c for m in reply.messages for c in m.tool_calls]
     if calls:
@@ -400,6 +398,9 @@ class StreamEncoder(BaseStreamEncoder):
         if piece.usage is not None:
             out.append({**self.base, "choices": [], "usage": encode_usage(piece.usage)})
         return out
+
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        return [self._chunk({"content": markdown_image(part)})]
 
     def close(self) -> list[dict[str, Any]]:
         return [] if self.finish else [self._chunk({}, "stop")]

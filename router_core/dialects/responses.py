@@ -561,6 +561,19 @@ class StreamEncoder(BaseStreamEncoder):
         self.usage = piece.usage or self.usage
         return []
 
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        out = self._close_message() + self._close_call()
+        index = len(self.output)
+        item = _image_item(f"ig_{self.reply_id}_{index}", part)
+        self.output.append(item)
+        added = {**item, "status": "in_progress", "result": None}
+        return [
+            *out,
+            self._event("response.output_item.added", output_index=index, item=added),
+            self._event("response.image_generation_call.completed", output_index=index, item_id=item["id"]),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
     def close(self) -> list[dict[str, Any]]:
         out = self._close_message() + self._close_call()
         finish = self.finish

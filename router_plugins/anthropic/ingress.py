@@ -26,7 +26,7 @@ from router_core import (
     Usage,
 )
 from router_core import StreamEncoder as BaseStreamEncoder
-from router_core.dialects import expect, optional, require_model, require_stream
+from router_core.dialects import expect, markdown_image, optional, require_model, require_stream
 
 NAME = "messages"
 # Body fields the gateway models; every other one is carried in ``Call.params``.
@@ -258,8 +258,7 @@ def encode_reply(reply: Reply, reply_id: str) -> dict[str, Any]:
     if reply.text:
         content.append({"type": "text", "text": reply.text})
     for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
-        url = part.source.get("url") or f"data:image/png;base64,{part.source.get('b64_json', '')}"
-        content.append({"type": "text", "text": f"![image]({url})"})  # Messages has no image output block
+        content.append({"type": "text", "text": markdown_image(part)})  # Messages has no image output block
     for call in reply.tool_calls:
         content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call.arguments)})
     return {
@@ -356,6 +355,9 @@ class StreamEncoder(BaseStreamEncoder):
         self.finish = piece.finish_reason or self.finish
         self.usage = piece.usage or self.usage
         return []
+
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        return self.encode(TextDelta(markdown_image(part)))  # Messages has no image output block
 
     def close(self) -> list[dict[str, Any]]:
         delta = {"stop_reason": STOP_REASON_BY_FINISH.get(self.finish, "end_turn"), "stop_sequence": None}
