@@ -35,10 +35,13 @@ _MODELLED = frozenset(
 )
 # Fields both sides share (as the canonical, Chat-spelled params).
 PORTABLE = ("temperature", "top_p")
-# Messages-only fields that another provider kind can do without: thinking becomes a reasoning
-# effort, metadata.user_id the user, service_tier only picks Anthropic's capacity pool. Every
-# other Messages-only field (top_k, container, mcp_servers …) is refused for non-Claude routes.
-DROPPED_ELSEWHERE = frozenset({"thinking", "metadata", "service_tier"})
+# Messages-only fields that another provider kind can do without: thinking and output_config.effort
+# become a reasoning effort, metadata.user_id the user, service_tier only picks Anthropic's capacity
+# pool, context_management only trims Claude's own context (old thinking, tool results). Every other
+# Messages-only field (top_k, container, mcp_servers …) is refused for non-Claude routes.
+DROPPED_ELSEWHERE = frozenset({"thinking", "metadata", "service_tier", "output_config", "context_management"})
+# Anthropic's output_config.effort → OpenAI's reasoning_effort.
+EFFORT_BY_ANTHROPIC_EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 STOP_REASON_BY_FINISH = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -79,7 +82,7 @@ def decode_request(body: dict[str, Any]) -> Call:
         native={k: v for k, v in body.items() if k not in _MODELLED and k not in PORTABLE},
     )
     call.params["max_completion_tokens"] = max_tokens
-    effort = _effort(call.native.get("thinking"))
+    effort = _effort(call.native.get("thinking"), call.native.get("output_config"))
     if effort:
         call.params["reasoning_effort"] = effort
     user = (call.native.get("metadata") or {}).get("user_id") if isinstance(call.native.get("metadata"), dict) else None
@@ -101,8 +104,11 @@ def decode_request(body: dict[str, Any]) -> Call:
     return call
 
 
-def _effort(thinking: Any) -> str | None:
-    """A thinking budget as the nearest OpenAI reasoning effort."""
+def _effort(thinking: Any, output_config: Any) -> str | None:
+    """A thinking budget (or ``output_config.effort``) as the nearest OpenAI reasoning effort."""
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if isinstance(effort, str):
+        return EFFORT_BY_ANTHROPIC_EFFORT.get(effort, "medium")
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
         return None
     budget = thinking.get("budget_tokens")
@@ -134,8 +140,8 @@ def _decode_message(raw: Any, param: str) -> list[Message]:
     """One Messages turn → canonical messages: a user turn's tool results become tool messages first."""
     expect(raw, dict, param, "an object")
     role = raw.get("role")
-    if role not in ("user", "assistant"):
-        raise BadRequest(f"'{param}.role' must be 'user' or 'assistant'.", param=f"{param}.role")
+    if role not in ("user", "assistant", "system"):
+        raise BadRequest(f"'{param}.role' must be 'user', 'assistant' or 'system'.", param=f"{param}.role")
     content = raw.get("content")
     if isinstance(content, str):
         return [Message.of_text(role, content)]

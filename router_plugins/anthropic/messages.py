@@ -66,11 +66,12 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
         response_format, effort = None, None
     else:
         response_format, effort = params.get("response_format"), params.get("reasoning_effort")
-    system = [m.text for m in call.messages if m.instructions or m.role in ("system", "developer")]
+    native = call.dialect == NAME
+    system = [m.text for m in call.messages if m.instructions or (not native and m.role in ("system", "developer"))]
     body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(params)}
     if any(system):
         body["system"] = "\n\n".join(t for t in system if t)
-    body["messages"] = encode_messages(call.messages)
+    body["messages"] = encode_messages(call.messages, inline_system=native)
     for key in SHARED_PARAMS:
         if params.get(key) is not None:
             body[key] = params[key]
@@ -144,15 +145,20 @@ def _max_tokens(params: dict[str, Any]) -> int:
     return DEFAULT_MAX_TOKENS
 
 
-def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """The conversation as Anthropic turns: tool results become user turns, same-role neighbours merge."""
+def encode_messages(messages: list[Message], inline_system: bool = False) -> list[dict[str, Any]]:
+    """The conversation as Anthropic turns: tool results become user turns, same-role neighbours merge.
+
+    ``inline_system``: a Messages client's own system turns (Claude Code sends them between
+    user turns) stay where they are; from other dialects system text goes top level.
+    """
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.item is not None and message.item.get("type") == "item_reference":
             raise fates.Untranslatable("input", "refers to an item stored at OpenAI (item_reference)")
-        if message.instructions or message.role in ("system", "developer") or message.item is not None:
+        inline = inline_system and message.role == "system" and not message.instructions
+        if not inline and (message.instructions or message.role in ("system", "developer") or message.item is not None):
             continue  # system text goes top level; Responses reasoning items have no Anthropic form
-        role = "assistant" if message.role == "assistant" else "user"
+        role = "system" if inline else "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
         if not blocks:
             continue

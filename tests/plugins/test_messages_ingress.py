@@ -288,7 +288,7 @@ async def test_gateway_object_as_extra_body_field(gateway, claude, upstream):
     [
         ({"model": "echo/x", "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
         ({"model": "echo/x", "max_tokens": 5, "messages": []}, "messages"),
-        ({"model": "echo/x", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "role"),
+        ({"model": "echo/x", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]}, "role"),
         ({"model": "nope/x", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model"),
     ],
 )
