@@ -109,7 +109,7 @@ RESPONSES_FIELDS = frozenset(
 )  # fmt: skip
 MESSAGES_FIELDS = frozenset(
     {
-        "model", "messages", "max_tokens", "container", "context_management", "mcp_servers", "metadata",
+        "model", "messages", "max_tokens", "container", "context_management", "mcp_servers", "metadata", "output_config",
         "service_tier", "stop_sequences", "stream", "system", "temperature", "thinking", "tool_choice", "tools",
         "top_k", "top_p",
     }

@@ -39,7 +39,9 @@ PORTABLE = ("temperature", "top_p")
 # become a reasoning effort, metadata.user_id the user, service_tier only picks Anthropic's capacity
 # pool, context_management only trims Claude's own context (old thinking, tool results). Every other
 # Messages-only field (top_k, container, mcp_servers …) is refused for non-Claude routes.
-DROPPED_ELSEWHERE = frozenset({"thinking", "metadata", "service_tier", "output_config", "context_management"})
+DROPPED_ELSEWHERE = frozenset(
+    {"system", "thinking", "metadata", "service_tier", "output_config", "context_management"}
+)  # system: the blocks as sent (cache_control), its text is the system message everywhere
 # Anthropic's output_config.effort → OpenAI's reasoning_effort.
 EFFORT_BY_ANTHROPIC_EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 STOP_REASON_BY_FINISH = {
@@ -99,6 +101,8 @@ def decode_request(body: dict[str, Any]) -> Call:
         text = _system_text(system)
         if text:
             call.messages.append(Message.of_text("system", text, instructions=True))
+        if isinstance(system, list):  # blocks with cache_control: Claude gets them as sent
+            call.native["system"] = system
     for i, message in enumerate(raw):
         call.messages.extend(_decode_message(message, f"messages[{i}]"))
     return call
@@ -183,7 +187,8 @@ def _decode_part(block: Any, param: str) -> Part:
     expect(block, dict, param, "an object")
     kind = block.get("type")
     if kind == "text":
-        return Part(TEXT, expect(block.get("text"), str, f"{param}.text", "a string"))
+        text = expect(block.get("text"), str, f"{param}.text", "a string")
+        return Part(TEXT, text, source={"cache_control": block["cache_control"]} if "cache_control" in block else {})
     if kind in ("image", "document"):
         source = expect(block.get("source"), dict, f"{param}.source", "an object")
         if source.get("type") == "base64":

@@ -92,10 +92,17 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
     if response_format is not None:
         _add_structured_output(body, response_format)
     if call.dialect == NAME:  # a Messages client's own fields, for Claude only
-        body.update(call.native)
+        blocks = call.native.get("system")
+        body.update((k, v) for k, v in call.native.items() if k != "system")
+        if blocks is not None and _text_of(blocks) == body.get("system", ""):
+            body["system"] = blocks  # untouched by plugins: the blocks as sent, cache_control and all
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _text_of(blocks: Any) -> str:
+    return "\n\n".join(b.get("text", "") for b in blocks if isinstance(b, dict)) if isinstance(blocks, list) else ""
 
 
 def _add_thinking(body: dict[str, Any], effort: Any, explicit_limit: bool) -> None:
@@ -196,7 +203,10 @@ def _arguments(text: str) -> dict[str, Any]:
 
 def _encode_part(part: Part) -> dict[str, Any]:
     if part.kind == TEXT:
-        return {"type": "text", "text": part.text or ""}
+        block = {"type": "text", "text": part.text or ""}
+        if "cache_control" in part.source:  # a Messages client's prompt-cache breakpoint
+            block["cache_control"] = part.source["cache_control"]
+        return block
     if part.kind == IMAGE:
         url = part.source.get("url") or part.source.get("image_url")
         if isinstance(url, str):

@@ -328,3 +328,42 @@ async def test_thinking_blocks_and_server_tools_reach_claude_as_sent(gateway, cl
     assert sent["messages"][1]["content"] == [thinking, {"type": "text", "text": "Hello"}]
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048} and sent["max_tokens"] == 3000
     assert sent["tools"] == [search]
+
+
+CLAUDE_CODE_TURN = {
+    # the shape Claude Code 2.1 sends (captured from `claude -p`), cut down
+    "model": "chatonly/llama",
+    "max_tokens": 32000,
+    "stream": True,
+    "system": [{"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "<system-reminder>context</system-reminder>"}]},
+        {"role": "system", "content": "Available agent types: claude"},
+        {"role": "user", "content": [{"type": "text", "text": "Say hi", "cache_control": {"type": "ephemeral"}}]},
+    ],
+    "tools": [WEATHER],
+    "metadata": {"user_id": '{"session_id":"s1"}'},
+    "thinking": {"type": "adaptive"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "output_config": {"effort": "high"},
+}
+
+
+async def test_a_claude_code_turn_over_a_chat_provider(gateway, upstream):
+    resp = await gateway.post("/v1/messages", json=CLAUDE_CODE_TURN, headers={"x-api-key": CLIENT_KEY})
+    assert resp.status == 200 and b"message_stop" in await resp.read()
+    sent = upstream.last.json
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "system", "user"]
+    assert sent["reasoning_effort"] == "high" and sent["max_completion_tokens"] == 32000
+    assert not {"thinking", "context_management", "output_config", "metadata"} & set(sent)
+
+
+async def test_a_claude_code_turn_reaches_claude_as_sent(gateway, claude):
+    body = {**CLAUDE_CODE_TURN, "model": MODELS["anthropic"]}
+    resp = await gateway.post("/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY})
+    assert resp.status == 200 and await resp.read() == b"".join(text_stream())
+    sent = claude.last.json
+    assert [m["role"] for m in sent["messages"]] == ["user", "system", "user"]
+    for field in ("system", "thinking", "context_management", "output_config", "metadata"):
+        assert sent[field] == CLAUDE_CODE_TURN[field]
+    assert sent["messages"][2]["content"] == CLAUDE_CODE_TURN["messages"][2]["content"]  # cache_control kept
