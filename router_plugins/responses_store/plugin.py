@@ -11,7 +11,7 @@ import attrs
 import orjson
 from aiohttp import web
 
-from router_core import Config, GatewayError, Reply, RequestContext, hookimpl
+from router_core import GatewayError, Manifest, Reply, RequestContext, hookimpl
 from router_core.config import resolve_secret
 from router_core.dialects import responses
 from router_core.errors import BadRequest, NotFound
@@ -30,51 +30,50 @@ DEFAULT_RETENTION_DAYS = 30.0
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
+def _one_of(*choices: str):
+    def check(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name}: {value!r} is not one of {', '.join(choices)}")
+
+    return check
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name}: expected a number > 0, got {value!r}")
+
+
 @attrs.frozen
 class Settings:
-    """``[plugins.responses-store]``."""
+    """``[plugins.responses-store]``, structured and validated by the core at startup and in ``check``."""
 
-    backend: str = "sqlite"
+    backend: str = attrs.field(default="sqlite", validator=_one_of(*BACKENDS))
     path: str = DEFAULT_PATH  # the SQLite file (its directory is created)
     redis_url: str | None = None  # literal or env:NAME; required with backend = "redis"
-    retention_days: float = DEFAULT_RETENTION_DAYS  # a stored response is forgotten this long after it was made
+    retention_days: float = attrs.field(default=DEFAULT_RETENTION_DAYS, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("redis_url: required with backend = 'redis'")
 
 
-def read_settings(table: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
-    """``[plugins.responses-store]`` → Settings; a ValueError naming the key for anything wrong."""
-    known = {a.name for a in attrs.fields(Settings)}
-    for key in table:
-        if key not in known:
-            raise ValueError(f"plugins.responses-store.{key}: unknown setting (known: {', '.join(sorted(known))})")
-    backend = table.get("backend", "sqlite")
-    if backend not in BACKENDS:
-        raise ValueError(f"plugins.responses-store.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    path = table.get("path", DEFAULT_PATH)
-    if not isinstance(path, str) or not path:
-        raise ValueError("plugins.responses-store.path: expected a file path")
-    days = table.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if isinstance(days, bool) or not isinstance(days, int | float) or not days > 0:
-        raise ValueError(f"plugins.responses-store.retention_days: expected a number of days > 0, got {days!r}")
-    url = table.get("redis_url")
-    if backend == "redis":
-        if not isinstance(url, str):
-            raise ValueError("plugins.responses-store.redis_url: required with backend = 'redis'")
-        url, missing = resolve_secret(url, env if env is not None else dict(os.environ))
-        if missing:
-            raise ValueError(f"plugins.responses-store.redis_url: environment variable {missing} is unset")
-    return Settings(backend=backend, path=path, redis_url=url, retention_days=float(days))
+def redis_url(settings: Settings, env: dict[str, str]) -> str:
+    url, missing = resolve_secret(settings.redis_url, env)
+    if missing or not url:
+        raise ValueError(f"plugins.responses-store.redis_url: environment variable {missing} is unset")
+    return url
 
 
+# After redact: what is stored and replayed is what went upstream, masked.
+MANIFEST = Manifest(after=("redact",), settings=Settings)
 STORE = web.AppKey("responses_store.store", object)
 SETTINGS = web.AppKey("responses_store.settings", Settings)
 
 
 @hookimpl
-async def router_startup(app: web.Application, config: Config) -> None:
-    settings = read_settings(config.plugin_settings("responses-store"))  # a wrong table stops startup
+async def router_startup(app: web.Application, settings: Settings) -> None:
     if settings.backend == "redis":
-        assert settings.redis_url is not None
-        store: ResponseStore = await RedisStore(settings.redis_url).open()
+        store: ResponseStore = await RedisStore(redis_url(settings, dict(os.environ))).open()
     else:
         store = await SQLiteStore(Path(settings.path)).open()
     app[SETTINGS], app[STORE] = settings, store
