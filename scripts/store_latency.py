@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router_store.base import Limits
-from router_store.redis import RedisStore
+from router_lib.store.base import Limits
+from router_lib.store.redis import RedisStore
 from tests.services import RedisServer
 
 

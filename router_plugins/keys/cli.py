@@ -12,8 +12,8 @@ import attrs
 import orjson
 
 from router_core.config import Config, ConfigError, load_config
-from router_store import KeyRecord, Limits, Store, StoreUnavailable, open_store, store_settings
-from router_store.base import NAME
+from router_lib.store import KeyRecord, Limits, Store, StoreUnavailable, open_store, store_settings
+from router_lib.store.base import NAME
 
 from .settings import new_key, parse_expiry, record
 

@@ -23,9 +23,9 @@ from router_core import Outcome, PolicyViolation, RequestContext, Route, hookimp
 from router_core.config import ConfigError
 from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
+from router_lib.store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
+from router_lib.store.pricing import cost_usd
 from router_lib.tokens import message_tokens, tool_tokens
-from router_store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
-from router_store.pricing import cost_usd
 
 from .registry import KeyRegistry
 from .settings import ClientKey, config_keys, server_keys

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from router_core.config import ConfigError
-from router_store import Store, StoreHealth, StoreUnavailable
+from router_lib.store import Store, StoreHealth, StoreUnavailable
 
 from .settings import ClientKey
 

@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 
 from router_core.config import ConfigError, converter, validation_errors
-from router_store import KeyRecord, Limits
-from router_store.base import NAME
+from router_lib.store import KeyRecord, Limits
+from router_lib.store.base import NAME
 
 PREFIX = "sk-router-"
 # A shorter configured key is refused: it could be guessed.

@@ -20,7 +20,7 @@ from router_core import Outcome, hookimpl
 from router_core.config import ConfigError, converter, validation_errors
 from router_core.errors import NotFound
 from router_core.pipeline import RUNTIME
-from router_store import KEY_NAME, publish
+from router_lib.store import KEY_NAME, publish
 
 from .backends import LedgerUnavailable, open_ledger
 from .schema import as_generation, row_of

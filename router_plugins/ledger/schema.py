@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import orjson
 
-from router_store.pricing import cost_usd
+from router_lib.store.pricing import cost_usd
 
 
 @attrs.frozen

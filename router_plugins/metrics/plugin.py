@@ -20,8 +20,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from router_core import Manifest, Outcome, RequestContext, Route, hookimpl
 from router_core.pipeline import RUNTIME
-from router_store import GAUGES, HEALTH
-from router_store.pricing import cost_usd
+from router_lib.store import GAUGES, HEALTH
+from router_lib.store.pricing import cost_usd
 
 NAME = "metrics"
 request_log = logging.getLogger("llm_router.requests")

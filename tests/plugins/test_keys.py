@@ -10,10 +10,10 @@ import pytest
 
 from router_core.config import ConfigError, parse_config
 from router_core.plugins import PluginHost
+from router_lib.store import STORE, Limits
+from router_lib.store.memory import MemoryStore
 from router_plugins.keys.plugin import REGISTRY
 from router_plugins.keys.settings import record
-from router_store import STORE, Limits
-from router_store.memory import MemoryStore
 from tests.conftest import base_config, sdk
 
 KEY_A = "sk-router-team-a-0123456789abcdef"

@@ -14,9 +14,9 @@ import pytest
 
 from router_core.cli import main
 from router_core.config import ConfigError
+from router_lib.store import HEALTH, STORE, Limits
+from router_lib.store.redis import RedisStore
 from router_plugins.keys.plugin import REGISTRY
-from router_store import HEALTH, STORE, Limits
-from router_store.redis import RedisStore
 from tests.plugins.test_keys import CHAT, post
 
 

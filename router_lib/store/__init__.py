@@ -119,14 +119,14 @@ class StoreHealth:
             log.warning("store reachable again: limits are enforced")
 
 
-STORE = web.AppKey("router_store.store", Store)
+STORE = web.AppKey("llm_router.store", Store)
 #: Figures a plugin publishes for /metrics: ``app[GAUGES]["ledger_rows_dropped"] = lambda: n``
 #: (read at scrape time; a name ending in ``_total`` is a counter).
 GAUGES = web.AppKey("llm_router.gauges", dict)
 #: The name of the client key a request was made with, set by the plugin that checks keys
 #: (routes outside the request pipeline, such as a ledger lookup, read it here).
 KEY_NAME = web.RequestKey("llm_router.key_name", str)
-HEALTH = web.AppKey("router_store.health", StoreHealth)
+HEALTH = web.AppKey("llm_router.store_health", StoreHealth)
 
 
 async def app_store(app: web.Application, config: Any) -> Store:
