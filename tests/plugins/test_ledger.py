@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import os
-import subprocess
-import sys
 import time
 
 import attrs
 import pytest
 
+from router_core.cli import main
 from router_core.config import ConfigError, parse_config
 from router_plugins.ledger.backends import Ledger, LedgerUnavailable, open_ledger
 from router_plugins.ledger.cli import since_day
@@ -201,20 +199,23 @@ def test_usage_table_needs_the_ledger_plugin_and_a_valid_url():
         create_app(parse_config({"plugins": {"enabled": ["ledger"]}, "usage": {"url": "mysql://x"}}, env={}))
 
 
-async def test_usage_cli(tmp_path):
+def test_usage_cli(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/usage.db"
-    ledger = open_ledger(url)
-    await ledger.start()
-    await ledger.write([make_row(ts=time.time(), key_name="a"), make_row(ts=time.time(), key_name="b", model="m/x")])
-    await ledger.close()
+
+    async def fill() -> None:
+        ledger = open_ledger(url)
+        await ledger.start()
+        rows = [make_row(ts=time.time(), key_name="a"), make_row(ts=time.time(), key_name="b", model="m/x")]
+        await ledger.write(rows)
+        await ledger.close()
+
+    asyncio.run(fill())
     config = tmp_path / "plugins.toml"
     config.write_text(f'[plugins]\nenabled = ["ledger"]\n[usage]\nurl = "{url}"\n')
-    env = {**os.environ, "LLM_ROUTER_LOG": "WARNING"}
-    run = [sys.executable, "-m", "router_core.cli", "usage", "--config", str(config)]
-    done = subprocess.run([*run, "--by", "model"], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    main(["usage", "--config", str(config), "--by", "model"])
+    lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:3] == ["model", "requests", "errors"]
     assert any(line.split()[:2] == ["m/x", "1"] for line in lines)
-    bad = subprocess.run([*run, "--since", "soon"], capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "--since" in bad.stderr
+    with pytest.raises(SystemExit) as bad:
+        main(["usage", "--config", str(config), "--since", "soon"])
+    assert bad.value.code == 2 and "--since" in capsys.readouterr().err
