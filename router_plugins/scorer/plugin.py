@@ -13,6 +13,7 @@ from .complexity import complexity
 from .embed import Embedder, embedder
 from .image_intent import wants_image
 from .intent import match_tags
+from .sentence import encoder
 
 log = logging.getLogger("llm_router.scorer")
 
@@ -30,6 +31,7 @@ def loaded_embedder() -> Embedder | None:
 @hookimpl
 def router_startup() -> None:
     loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
+    encoder()  # the distilled MiniLM vectors (built at install); missing ones stop startup with how to build them
 
 
 def _enabled(ctx: RequestContext, field: str) -> bool:
