@@ -85,6 +85,33 @@ def keyword_list(prompt: str, tags: list) -> tuple[str | None, str]:
 METHODS = {"scorer": new_scorer, "WordLlama nearest": wordllama_nearest, "keyword list": keyword_list}
 
 
+def load_old_scorer(ref: str) -> types.ModuleType:
+    """The scorer's intent and complexity modules as they were at git ``ref``, as a throwaway package."""
+    import importlib
+    import subprocess
+    import tempfile
+
+    root = Path(tempfile.mkdtemp()) / "old_scorer"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for name in ("intent", "lexicon", "complexity", "embed"):
+        source = subprocess.run(
+            ["git", "show", f"{ref}:router_plugins/scorer/{name}.py"], capture_output=True, text=True, check=True
+        ).stdout
+        (root / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(root.parent))
+    package = types.SimpleNamespace(
+        intent=importlib.import_module("old_scorer.intent"), complexity=importlib.import_module("old_scorer.complexity")
+    )
+
+    def old_scorer(prompt: str, tags: list) -> tuple[str | None, str]:
+        chosen, scores, _ = package.intent.match_tags(prompt, tags, embedder())
+        return chosen, max(scores, key=scores.__getitem__)
+
+    METHODS[f"scorer at {ref}"] = old_scorer
+    return package
+
+
 def tag_figures(rows: list[tuple[str, str]], descriptions: dict[str, str], method) -> dict[str, float]:
     """accuracy (no tag = wrong), accuracy ignoring the "no tag" decision, share of no tag when the own tag is removed."""
     tags = as_tags(descriptions)
@@ -133,7 +160,7 @@ def banded_auc(pos: list[str], neg: list[str], score) -> float:
     return total / weight
 
 
-def complexity_figures(cache: Path, per_set: int) -> list[tuple[str, float, float]]:
+def complexity_figures(cache: Path, per_set: int, old=None) -> list[tuple[str, float, float, float]]:
     rng = random.Random(0)
     math_rows = load(cache, "math")
     level = {k: [r["text"] for r in math_rows if r["label"] == k] for k in (1, 5)}
@@ -143,25 +170,42 @@ def complexity_figures(cache: Path, per_set: int) -> list[tuple[str, float, floa
     l5, l1, gsm = level[5][:per_set], level[1][:per_set], gsm8k[:per_set]
     score = lambda t: complexity(t)[0]  # noqa: E731
     length = lambda t: float(len(t.split()))  # noqa: E731
+    before = (lambda t: old.complexity.complexity(t)[0]) if old else (lambda t: float("nan"))
     out = []
     for name, pos, neg in (("MATH level 5 vs level 1", l5, l1), ("MATH level 5 vs GSM8K", l5, gsm)):
         out.append(
             (
                 f"AUC {name}",
-                auc([score(t) for t in pos], [score(t) for t in neg]),
-                auc([length(t) for t in pos], [length(t) for t in neg]),
+                *(auc([f(t) for t in pos], [f(t) for t in neg]) for f in (score, length, before)),
             )
         )
-        out.append((f"AUC {name}, within length quartiles", banded_auc(pos, neg, score), banded_auc(pos, neg, length)))
+        out.append(
+            (f"AUC {name}, within length quartiles", *(banded_auc(pos, neg, f) for f in (score, length, before)))
+        )
     pool = l5 + l1 + gsm
     mmlu = load(cache, "mmlu")
     rng.shuffle(mmlu)
     pool += [r["text"] for r in mmlu[:per_set]]
     humaneval = [r["text"] for r in load(cache, "humaneval")]
     pool += humaneval
-    scores = [score(t) for t in pool]
-    out.append(("Spearman(complexity, word count), held-out pool", spearman(scores, [length(t) for t in pool]), 1.0))
-    out.append(("share of held-out pool above 0.75", float(np.mean(np.asarray(scores) > 0.75)), float("nan")))
+    scores, old_scores = [score(t) for t in pool], [before(t) for t in pool]
+    lengths = [length(t) for t in pool]
+    out.append(
+        (
+            "Spearman(complexity, word count), held-out pool",
+            spearman(scores, lengths),
+            1.0,
+            spearman(old_scores, lengths),
+        )
+    )
+    out.append(
+        (
+            "share of held-out pool above 0.75",
+            float(np.mean(np.asarray(scores) > 0.75)),
+            float("nan"),
+            float(np.mean(np.asarray(old_scores) > 0.75)),
+        )
+    )
     return out
 
 
@@ -194,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--per-tag", type=int, default=200)
     parser.add_argument("--latency", action="store_true", help="also time score_request (run on a quiet machine)")
+    parser.add_argument("--compare-ref", help="also run the scorer as it was at this git ref (e.g. 15acbbb)")
     args = parser.parse_args(argv)
     if not (args.cache / "data" / "mmlu.jsonl").is_file():
         print(
@@ -201,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             "(python bench/scoring_eval_data.py; needs pip install pyarrow)"
         )
         return 0
+    old = load_old_scorer(args.compare_ref) if args.compare_ref else None
     experiments = [
         (
             "subjects, MMLU (held out)",
@@ -221,12 +267,16 @@ def main(argv: list[str] | None = None) -> int:
             )
     reg = regression_rows()
     ok = sum(match_tags(p, tags, embedder())[0] == tag for p, tag, tags in reg)
+    was = f"; at {args.compare_ref} (fitted on it): " if old else ""
+    if old:
+        was += f"{sum(old.intent.match_tags(p, tags, embedder())[0] == tag for p, tag, tags in reg) / len(reg):.1%}"
     print(
-        f"\nregression, tests/data/scorer everyday tag sets ({len(reg)} prompts, ours, not evidence): {ok / len(reg):.1%}"
+        f"\nregression, tests/data/scorer everyday tag sets ({len(reg)} prompts, ours, not evidence): "
+        f"{ok / len(reg):.1%}{was}"
     )
-    print("\n| complexity | scorer | word count alone |\n|---|---|---|")
-    for name, value, baseline in complexity_figures(args.cache, args.per_tag):
-        print(f"| {name} | {value:.3f} | {baseline:.3f} |")
+    print(f"\n| complexity | scorer | word count alone | scorer at {args.compare_ref} |\n|---|---|---|---|")
+    for name, value, baseline, old_value in complexity_figures(args.cache, args.per_tag, old):
+        print(f"| {name} | {value:.3f} | {baseline:.3f} | {old_value:.3f} |")
     if args.latency:
         figures = latency(args.cache)
         print(
