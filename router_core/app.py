@@ -6,10 +6,12 @@ import gc
 import hashlib
 import hmac
 import inspect
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -17,7 +19,16 @@ from aiohttp import web
 
 from .config import Config, ConfigError
 from .dialects import chat, responses
-from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
+from .errors import (
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from .gateway import GatewaySchema
 from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
@@ -42,6 +53,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     """The one place exceptions become OpenAI-shaped error bodies."""
     try:
         return await handler(request)
+    except (PayloadTooLarge, RequestTimeout) as error:
+        # The rest of the body is not worth reading: answer and hang up.
+        resp = json_error(error)
+        resp.force_close()
+        return resp
     except GatewayError as error:
         return json_error(error)
     except web.HTTPRequestEntityTooLarge:
@@ -75,7 +91,8 @@ def auth_middleware(keys: tuple[str, ...]):
         if request.path not in OPEN_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, key = header.partition(" ")
-            offered = hashlib.sha256(key.strip().encode()).digest()
+            # surrogateescape: a header with stray bytes is a wrong key, not a crash
+            offered = hashlib.sha256(key.strip().encode("utf-8", "surrogateescape")).digest()
             matched = False
             for digest in digests:  # no early exit: timing says nothing about which key
                 matched |= hmac.compare_digest(offered, digest)
@@ -84,6 +101,52 @@ def auth_middleware(keys: tuple[str, ...]):
         return await handler(request)
 
     return check_key
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost``, ``x.localhost`` or a loopback address (``127.0.0.1``, ``[::1]``), any port."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host in LOOPBACK_NAMES or host.endswith((".localhost", ".localhost.")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def keyless_middleware():
+    """Without client keys only this machine may call, so a web page must not call for it.
+
+    A browser sends cross-site ``text/plain`` or form POSTs without asking first (CSRF),
+    and a DNS-rebinding page talks to 127.0.0.1 under its own host name: so requests
+    must name a loopback ``Host`` (and ``Origin``, when sent) and carry JSON.
+    """
+
+    @web.middleware
+    async def loopback_only(request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            if not is_loopback_name(request.host):
+                raise Forbidden(
+                    "Without server.api_keys the gateway answers only requests addressed to a loopback "
+                    "host (localhost, 127.0.0.1, [::1])."
+                )
+            origin = request.headers.get("Origin")
+            if origin is not None and not is_loopback_name(urlsplit(origin).netloc):
+                raise Forbidden("Without server.api_keys the gateway refuses requests from web pages of other origins.")
+            if request.method == "POST" and request.content_type != "application/json":
+                raise UnsupportedMediaType(
+                    "Send the request body as JSON with 'Content-Type: application/json'.", param="Content-Type"
+                )
+        return await handler(request)
+
+    return loopback_only
 
 
 def provider_kinds(host: PluginHost) -> dict[str, type[Provider]]:
@@ -135,6 +198,8 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     middlewares: list[Any] = [finish_middleware(host), errors_middleware]
     if config.server.api_keys:
         middlewares.append(auth_middleware(config.server.api_keys))
+    else:
+        middlewares.append(keyless_middleware())
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

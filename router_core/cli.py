@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
 import logging
-import multiprocessing
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -37,31 +36,11 @@ def _load(path: str) -> Config:
         raise SystemExit(2) from None
 
 
-def _serve_one(config: Config, host: str, port: int, sock: socket.socket | None) -> None:
-    from .app import create_app
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        app = create_app(config)
-    except ConfigError as exc:
-        for message in exc.messages:
-            print(f"{config.path}: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        web.run_app(
-            app, sock=sock, host=None if sock else host, port=None if sock else port, access_log=None, print=None
-        )
-    except (ConfigError, ValueError) as exc:  # a plugin refused its settings at startup
-        print(f"{config.path}: cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def serve(args: argparse.Namespace) -> None:
+    from .app import create_app
+    from .server import bind, raise_fd_limit
+    from .workers import EXIT_CONFIG, EXIT_FAILED, StartupFailed, Supervisor, run_worker
+
     config = _load(args.config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -70,28 +49,41 @@ def serve(args: argparse.Namespace) -> None:
             f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only",
             file=sys.stderr,
         )
-        raise SystemExit(2)
-    logging.getLogger("llm_router").info("llm-router on http://%s:%d/v1 (%d worker(s))", host, port, args.workers)
-    if not config.server.api_keys:
-        logging.getLogger("llm_router").warning(
-            "no server.api_keys: client auth is off, so the gateway stays on loopback"
-        )
-    if args.workers <= 1:
-        _serve_one(config, host, port, None)
-        return
-    # One listening socket shared by forked workers: the kernel spreads the connections.
-    sock = socket.create_server((host, port), reuse_port=True, backlog=1024)
-    sock.set_inheritable(True)
-    ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_serve_one, args=(config, host, port, sock)) for _ in range(args.workers)]
-    for w in workers:
-        w.start()
+        raise SystemExit(EXIT_CONFIG)
+    if args.workers < 1:
+        print(f"--workers must be at least 1, got {args.workers}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
     try:
-        for w in workers:
-            w.join()
-    except KeyboardInterrupt:
-        for w in workers:
-            w.terminate()
+        create_app(config)  # every config error before anything listens
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    problem = raise_fd_limit(config.server)
+    if problem:
+        print(f"{config.path}: cannot start: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        reason = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        print(f"llm-router: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+    bound_port = sock.getsockname()[1]
+    url = f"http://{host}:{bound_port}/v1"
+    log = logging.getLogger("llm_router")
+    if not config.server.api_keys:
+        log.warning("no server.api_keys: client auth is off, so the gateway stays on loopback")
+    try:
+        if args.workers == 1:
+            run_worker(config, sock, url)
+        else:
+            raise SystemExit(Supervisor(config, sock, url, args.workers).run())
+    except StartupFailed as exc:
+        print(f"{config.path}: {exc}", file=sys.stderr)
+        raise SystemExit(exc.code) from None
+    finally:
+        sock.close()
 
 
 def check(args: argparse.Namespace) -> None:

@@ -71,15 +71,49 @@ class ConfigError(Exception):
         self.messages = messages
 
 
+_positive = attrs.validators.gt(0)
+# A client key shorter than this is guessable, and an empty one would make "Bearer " valid.
+MIN_KEY_CHARS = 16
+
+
+def _usable_keys(instance: Any, attribute: attrs.Attribute, keys: tuple[str, ...]) -> None:
+    for i, key in enumerate(keys):
+        if key.strip() != key or len(key) < MIN_KEY_CHARS or not key.isprintable() or not key.isascii():
+            raise ValueError(
+                f"'api_keys' must hold printable ASCII keys of at least {MIN_KEY_CHARS} characters "
+                f"without surrounding spaces (key #{i + 1} is not)"
+            )
+
+
 @attrs.frozen
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = attrs.field(
         default=8080, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535))
     )
-    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False, validator=_usable_keys)
     # A request body above this is refused with 413 before it is parsed.
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=_positive)
+    # What a client controls is bounded (see docs/operations-hardening.md). A body must
+    # arrive within body_timeout seconds and, after its first second, at least at
+    # body_min_rate bytes a second on average: a stalled upload is cut (408), its memory freed.
+    body_timeout: float = attrs.field(default=60.0, validator=_positive)
+    body_min_rate: int = attrs.field(default=16 * 1024, validator=attrs.validators.ge(0))
+    # One header line (request line or field) and the number of header fields.
+    max_header_bytes: int = attrs.field(default=8190, validator=_positive)
+    max_headers: int = attrs.field(default=100, validator=_positive)
+    # A connection that sends no (next) request within this is closed; it also bounds the
+    # time a client may take to send its headers.
+    keepalive_timeout: float = attrs.field(default=15.0, validator=_positive)
+    # Open client connections per worker; the next one gets a 503 and is closed.
+    max_connections: int = attrs.field(default=768, validator=_positive)
+    # Counts in one request; above them the request is a 400 naming the limit.
+    max_messages: int = attrs.field(default=2048, validator=_positive)
+    max_parts: int = attrs.field(default=256, validator=_positive)  # content parts in one message
+    max_tools: int = attrs.field(default=128, validator=_positive)  # OpenAI's own limit
+    max_tags: int = attrs.field(default=64, validator=_positive)  # gateway.tags
+    # SIGTERM: stop accepting, give in-flight requests and streams this long, then exit.
+    drain_timeout: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen

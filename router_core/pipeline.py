@@ -16,11 +16,12 @@ from aiohttp import web
 
 from . import upstream
 from .call import Call, Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
-from .config import Config
+from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route, Scores
 from .dialects import chat, responses
 from .errors import BadRequest, GatewayError, UpstreamError
 from .gateway import GatewaySchema
+from .limits import check_counts, check_depth, read_body
 from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
@@ -48,21 +49,23 @@ RUNTIME = web.AppKey("runtime", Runtime)
 # ---------------------------------------------------------------- ingress
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()  # aiohttp enforces client_max_size → 413
+async def read_json(request: web.Request, server: ServerConfig) -> dict[str, Any]:
+    raw = await read_body(request, server)  # 408 when it stalls, 413 when it is too big
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    check_depth(raw, body)
+    check_counts(body, server)
     return body
 
 
 async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
     """One request in ``codec``'s dialect, answered in the same dialect."""
     rt = request.app[RUNTIME]
-    body = await read_json(request)
+    body = await read_json(request, rt.config.server)
     call = codec.decode_request(body)
     rid = request[REQUEST_ID]
     ctx = request[CONTEXT] = RequestContext(

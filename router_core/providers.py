@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
@@ -23,7 +24,13 @@ from .streaming import encode_event
 # Upstream error bodies are read for their message only; a bigger one is garbage.
 MAX_ERROR_BYTES = 64 * 1024
 # An upstream answer above this is refused rather than buffered (non-streaming path).
+# It bounds the decompressed bytes: a 0.5 MB gzip body can inflate to gigabytes.
 MAX_REPLY_BYTES = 32 * 1024 * 1024
+# Answers are inflated this much at a time, with a pause for the event loop between
+# pieces, so a big (or hostile) compressed answer neither floods memory nor stalls others.
+INFLATE_PIECE = 256 * 1024
+# What the gateway can inflate itself; any other Content-Encoding is a broken answer.
+DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class UpstreamFailure(Exception):
@@ -34,6 +41,9 @@ class UpstreamFailure(Exception):
     last; ``retry_after`` is the upstream's Retry-After in seconds, if it sent one.
     ``message`` is what the client may read; ``detail`` (the upstream's own words, for
     a request it refused) is added to it but never logged: it may quote the request.
+    ``counts`` says whether it counts against the provider's circuit breaker (see
+    docs/operations-hardening.md: a slow answer to a long request does not); ``timed_out``
+    marks a timeout.
     """
 
     def __init__(
@@ -45,8 +55,12 @@ class UpstreamFailure(Exception):
         retry_after: float | None = None,
         upstream_status: int | None = None,
         detail: str | None = None,
+        counts: bool = True,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
+        self.counts = counts
+        self.timed_out = timed_out
         self.summary = message
         self.message = f"{message}: {detail}" if detail else message
         self.status = status
@@ -86,7 +100,12 @@ class Provider:
             total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
         )
         self.reply_timeout = aiohttp.ClientTimeout(total=config.total_timeout, sock_connect=config.connect_timeout)
-        self.headers = {"Content-Type": "application/json", **config.headers, **self.auth_headers()}
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept-Encoding": "gzip, deflate",  # what inflate() can bound
+            **config.headers,
+            **self.auth_headers(),
+        }
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
@@ -127,9 +146,7 @@ class Provider:
             # re-arms a timer on every chunk read: a non-streamed answer's first byte is the
             # whole answer being ready, so this is the same bound at a fraction of the cost.
             async with asyncio.timeout(first_byte_timeout or self.config.first_byte_timeout):
-                resp = await self.session.post(
-                    url, data=orjson.dumps(body), headers=self.headers, timeout=self.reply_timeout
-                )
+                resp = await self.session.post(url, data=orjson.dumps(body), **self.request_options(self.reply_timeout))
             async with resp:
                 await self._check(resp)
                 raw = await self._read_reply(resp)
@@ -141,25 +158,72 @@ class Provider:
             raise UpstreamFailure(f"provider '{self.name}' answered with JSON that is not an object")
         return answer
 
+    def request_options(self, timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
+        """Every upstream POST: the provider's headers and ``timeout``; redirects are never
+        followed (the key and the prompt would go to another host, and its answer would be
+        served); answers are inflated by :func:`inflate`, bounded, not by aiohttp."""
+        return {"headers": self.headers, "timeout": timeout, "allow_redirects": False, "auto_decompress": False}
+
     async def _read_reply(self, resp: aiohttp.ClientResponse) -> bytes:
-        if resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
+        identity = _encoding(resp) is None
+        if identity and resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
             return await resp.read()  # the common case: one read, no copies
-        raw = await _read_limited(resp, MAX_REPLY_BYTES + 1)
+        raw = await self._collect(resp, MAX_REPLY_BYTES + 1)
         if len(raw) > MAX_REPLY_BYTES:
             raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
+        return bytes(raw)
+
+    async def read_limited(self, resp: aiohttp.ClientResponse, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the (inflated) body."""
+        return bytes((await self._collect(resp, limit))[:limit])
+
+    async def _collect(self, resp: aiohttp.ClientResponse, limit: int) -> bytearray:
+        raw = bytearray()
+        async for piece in self.body_pieces(resp):
+            raw += piece
+            if len(raw) >= limit:
+                break
         return raw
+
+    def body_pieces(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The body as it arrives, inflated piece by piece when the upstream compressed it."""
+        encoding = _encoding(resp)
+        if encoding is None:
+            return resp.content.iter_any()
+        if encoding not in DECODERS:
+            raise UpstreamFailure(f"provider '{self.name}' answered with an unsupported encoding")
+        return self._inflated(resp.content.iter_any(), DECODERS[encoding])
+
+    async def _inflated(self, chunks: AsyncIterator[bytes], wbits: int) -> AsyncIterator[bytes]:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            async for chunk in chunks:
+                data = chunk
+                while data:
+                    piece = inflater.decompress(data, INFLATE_PIECE)
+                    data = inflater.unconsumed_tail
+                    if piece:
+                        yield piece
+                    if data:
+                        await asyncio.sleep(0)  # a big inflate shares the loop
+            if tail := inflater.flush():
+                yield tail
+        except zlib.error:
+            raise UpstreamFailure(f"provider '{self.name}' sent a corrupt compressed answer") from None
 
     @contextlib.asynccontextmanager
     async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a streamed answer; yields its raw byte chunks once the status is known good."""
         with self.transport_errors():
             resp = await self.session.post(
-                self.url(codec), data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
+                self.url(codec), data=orjson.dumps(body), **self.request_options(self.timeout)
             )
         try:
             with self.transport_errors():
                 await self._check(resp)
-            yield resp.content.iter_any()
+            if resp.content_type != "text/event-stream":
+                raise UpstreamFailure(f"provider '{self.name}' answered a stream request with {resp.content_type}")
+            yield self.body_pieces(resp)
         finally:
             resp.close()  # also cancels the upstream request when the client went away
 
@@ -168,8 +232,17 @@ class Provider:
         """Turn transport errors into UpstreamFailure, naming the provider and nothing secret."""
         try:
             yield
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamFailure(f"provider '{self.name}' timed out", status=504) from None
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamFailure(f"could not connect to provider '{self.name}' in time", status=504) from None
+        except aiohttp.SocketTimeoutError:
+            # No byte for first_byte_timeout: before a stream's first event, the provider is stuck.
+            raise UpstreamFailure(f"provider '{self.name}' timed out", status=504, timed_out=True) from None
+        except TimeoutError:
+            # The whole answer took too long: how long depends on what was asked, so one
+            # tenant's long generations must not open the breaker for everyone.
+            raise UpstreamFailure(
+                f"provider '{self.name}' timed out", status=504, timed_out=True, counts=False
+            ) from None
         except aiohttp.ClientConnectorError:
             raise UpstreamFailure(f"could not connect to provider '{self.name}'", status=503) from None
         except aiohttp.ClientError as exc:
@@ -178,7 +251,12 @@ class Provider:
     async def _check(self, resp: aiohttp.ClientResponse) -> None:
         if resp.status < 300:
             return
-        raw = await _read_limited(resp, MAX_ERROR_BYTES)
+        if resp.status < 400:  # a redirect (never followed) or a 304: not an answer
+            raise UpstreamFailure(f"provider '{self.name}' answered {resp.status} (redirects are not followed)")
+        try:
+            raw = await self.read_limited(resp, MAX_ERROR_BYTES)
+        except UpstreamFailure:
+            raw = b""  # an undecodable error body: the status still says what happened
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         text = f"provider '{self.name}' answered {resp.status}"
         if resp.status == 429:
@@ -199,14 +277,10 @@ class Provider:
         return text
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the body (``content.read(n)`` may return less than has been sent)."""
-    raw = bytearray()
-    async for chunk in resp.content.iter_any():
-        raw += chunk
-        if len(raw) >= limit:
-            break
-    return bytes(raw[:limit])
+def _encoding(resp: aiohttp.ClientResponse) -> str | None:
+    """The answer's Content-Encoding, lower-cased, or None for an uncompressed one."""
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    return None if encoding in ("", "identity") else encoding
 
 
 def _error_message(raw: bytes) -> str | None:

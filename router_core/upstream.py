@@ -11,12 +11,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import orjson
 
 from .call import Call, Reply
 from .config import ProviderConfig
 from .context import RequestContext, Route
 from .errors import UpstreamUnavailable
 from .providers import UpstreamFailure
+from .streaming import DONE, MAX_LINE_BYTES, sse_data
 
 if TYPE_CHECKING:
     from .plugins import PluginHost
@@ -102,7 +104,8 @@ async def try_routes(
                 last = failure
                 if not failure.retryable:
                     raise failure.to_error() from None
-                provider.breaker.failure(provider)
+                if failure.counts:
+                    provider.breaker.failure(provider)
                 delay = backoff(provider.config, n, failure.retry_after) if n < provider.config.max_retries else None
                 if delay is None:
                     break
@@ -125,8 +128,14 @@ async def send(
         codec, body = await _prepare(host, ctx, route, call)
         answer = await route.provider.send(codec, body)
         try:
-            return codec, answer, codec.decode_reply(answer)
-        except (ValueError, TypeError, AttributeError, KeyError):
+            reply = codec.decode_reply(answer)
+            if hasattr(codec, "map_reply_text"):  # a client dialect: the answer may be served as is
+                # What response hooks walk (restore's map_text, usage) must hold up too; the
+                # walk with an identity function rewrites nothing.
+                codec.map_reply_text(answer, _same)
+                codec.reply_usage(answer)
+            return codec, answer, reply
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
             raise UpstreamFailure(
                 f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply"
             ) from None
@@ -151,9 +160,7 @@ async def stream(
         try:
             chunks = await stack.enter_async_context(route.provider.stream(codec, body))
             with route.provider.transport_errors():
-                first = await anext(chunks, b"")
-            if not first:
-                raise UpstreamFailure(f"provider '{route.name}' closed the stream before sending anything")
+                first = await opening(route, chunks)
         except BaseException:  # also a cancelled client: the upstream response must be closed
             await stack.aclose()
             raise
@@ -164,13 +171,70 @@ async def stream(
         yield _relay(first, chunks, route), Attempt(route, codec, failures, retries)
 
 
+def _same(text: str) -> str:
+    return text
+
+
+SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+async def opening(route: Route, chunks: AsyncIterator[bytes]) -> bytes:
+    """The stream's bytes up to its first complete event, checked to be SSE carrying a JSON object.
+
+    Nothing has reached the client yet, so garbage, a JSON body or a malformed first
+    event is a route failure here and the next route is tried.
+    """
+    name = route.name
+    buffered = b""
+    try:
+        while not _has_event(buffered):
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
+            buffered += chunk
+            if len(buffered) > MAX_LINE_BYTES:
+                raise UpstreamFailure(f"provider '{name}' sent no event in its first {MAX_LINE_BYTES} bytes")
+    except UpstreamFailure:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # a provider's own relay choked on it
+        raise UpstreamFailure(f"provider '{name}' sent a malformed first stream event") from None
+    if not buffered.strip():
+        raise UpstreamFailure(f"provider '{name}' closed the stream before sending anything")
+    if not buffered.lstrip().startswith(SSE_FIELDS):
+        raise UpstreamFailure(f"provider '{name}' answered a stream request with something other than events")
+    async for data in sse_data(_once(buffered)):
+        if data == DONE:
+            break
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            event = None
+        if not isinstance(event, dict):
+            raise UpstreamFailure(f"provider '{name}' sent a first stream event that is not a JSON object")
+        break
+    return buffered
+
+
+def _has_event(buffered: bytes) -> bool:
+    return b"\n\n" in buffered or b"\r\n\r\n" in buffered
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def _relay(first: bytes, rest: AsyncIterator[bytes], route: Route) -> AsyncIterator[bytes]:
-    """The stream after its first chunk; a failure now can only end it, and counts against the provider."""
+    """The stream after its first chunk; a failure now can only end it.
+
+    A broken connection counts against the provider; a timeout does not: the provider
+    was serving, and a long generation (or a long pause in one) is the request's doing.
+    """
     yield first
     try:
         with route.provider.transport_errors():
             async for chunk in rest:
                 yield chunk
-    except UpstreamFailure:
-        route.provider.breaker.failure(route.provider)
+    except UpstreamFailure as failure:
+        if failure.counts and not failure.timed_out:
+            route.provider.breaker.failure(route.provider)
         raise

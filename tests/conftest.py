@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
+import hypothesis
 import openai
 import pytest
 
 from router_core.app import create_app
 from router_core.config import parse_config
 from router_core.gateway import deep_merge
+from router_core.server import Serving, bind
 from tests.fakes import FakeUpstream, fake_app
 from tests.services import postgres_url, redis_server  # noqa: F401  (fixtures for every test module)
+
+# The suite is deterministic: generated inputs come from a fixed seed. HYPOTHESIS_PROFILE=explore
+# draws fresh ones (and more of them) when hunting for new failures.
+hypothesis.settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("explore", max_examples=2000, deadline=None, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -22,6 +31,10 @@ async def upstream(aiohttp_server) -> FakeUpstream:
     server = await aiohttp_server(fake_app(fake))
     fake.url = str(server.make_url("/v1"))
     return fake
+
+
+# A gateway without client keys takes JSON only (a web page cannot POST it cross-site).
+JSON = {"Content-Type": "application/json"}
 
 
 def base_config(upstream_url: str) -> dict[str, Any]:
@@ -50,6 +63,26 @@ def make_gateway(aiohttp_client, upstream):
         return await aiohttp_client(create_app(config, list(plugins)))
 
     return make
+
+
+@pytest.fixture
+async def served(upstream):
+    """``await served(overrides)`` → a port on 127.0.0.1 where the gateway runs as ``serve`` runs
+    it (router_core.server: client limits, handler cancellation, its HTTP error handler)."""
+    started: list[Serving] = []
+
+    async def serve(overrides: dict[str, Any] | None = None) -> int:
+        raw = deep_merge(base_config(upstream.url), copy.deepcopy(overrides or {}))
+        config = parse_config(raw, env={})
+        sock = bind("127.0.0.1", 0)
+        serving = Serving(create_app(config), config.server)
+        await serving.start(sock)
+        started.append(serving)
+        return sock.getsockname()[1]
+
+    yield serve
+    for serving in started:
+        await serving.stop()
 
 
 @pytest.fixture

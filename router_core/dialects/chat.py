@@ -50,7 +50,8 @@ def decode_request(body: dict[str, Any]) -> Call:
 
 
 def _decode_message(raw: Any, param: str) -> Message:
-    if type(raw) is dict and len(raw) == 2 and type(raw.get("content")) is str and raw.get("role") in ROLES:
+    role = raw.get("role") if type(raw) is dict else None
+    if type(role) is str and len(raw) == 2 and type(raw.get("content")) is str and role in ROLES:
         return Message(raw["role"], [Part(TEXT, raw["content"])], as_string=True)  # the common shape, fast
     expect(raw, dict, param, "an object")
     role = expect(raw.get("role"), str, f"{param}.role", "a string")

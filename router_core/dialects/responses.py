@@ -62,7 +62,8 @@ def decode_request(body: dict[str, Any]) -> Call:
 
 
 def _decode_item(raw: Any, param: str) -> Message:
-    if type(raw) is dict and len(raw) == 2 and type(raw.get("content")) is str and raw.get("role") in _MESSAGE_ROLES:
+    role = raw.get("role") if type(raw) is dict else None
+    if type(role) is str and len(raw) == 2 and type(raw.get("content")) is str and role in _MESSAGE_ROLES:
         return Message(raw["role"], [Part(TEXT, raw["content"])], as_string=True)  # the common shape, fast
     expect(raw, dict, param, "an object")
     kind = raw.get("type", "message")
@@ -113,7 +114,7 @@ def _decode_item(raw: Any, param: str) -> Message:
 
 def _decode_part(raw: Any, param: str) -> Part:
     expect(raw, dict, param, "an object")
-    kind = raw.get("type")
+    kind = expect(raw.get("type"), str, f"{param}.type", "a string")
     if kind in _INPUT_TEXT:
         return Part(TEXT, expect(raw.get("text"), str, f"{param}.text", "a string"))
     source = {k: v for k, v in raw.items() if k != "type"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
@@ -16,6 +17,9 @@ PLANNER_PROMPT = (
     "that another model will follow to answer it: the steps, what to check, and pitfalls to avoid."
 )
 PLAN_HEADER = "Follow this plan, written for this request by a planning model:\n"
+# The plan is an optimisation: past this many seconds the executor answers without one,
+# instead of every planned request waiting out the provider's own (minutes-long) bound.
+PLANNER_TIMEOUT = 15.0
 
 
 @hookimpl
@@ -63,7 +67,8 @@ async def select_model(ctx: RequestContext) -> str | None:
         state["planned"] = False
         return executor
     try:
-        reply = await ctx.complete(planner_call(ctx.call, planner))
+        async with asyncio.timeout(PLANNER_TIMEOUT):
+            reply = await ctx.complete(planner_call(ctx.call, planner))
     except Exception as exc:  # planning is an optimisation: the executor still answers
         log.warning("planner %s failed (%s); the executor answers alone", planner, type(exc).__name__)
         state["planned"] = False

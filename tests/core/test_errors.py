@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.conftest import sdk
+from tests.conftest import JSON, sdk
 
 CHAT = "/v1/chat/completions"
 
@@ -22,6 +22,7 @@ def error_of(body: dict) -> dict:
 
 
 async def post(client, path: str, data, **kw):
+    kw["headers"] = {**JSON, **kw.get("headers", {})}
     resp = await client.post(path, data=data if isinstance(data, (bytes, str)) else orjson.dumps(data), **kw)
     return resp.status, await resp.json()
 

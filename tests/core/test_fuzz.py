@@ -6,14 +6,19 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import JSON
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool", "wizard", 3, None])
-PART_TYPES = st.sampled_from(
-    ["text", "image_url", "input_text", "input_image", "input_audio", "file", "input_file", "x"]
+# Non-string enums (lists and objects are unhashable: a set lookup on them used to raise).
+NOT_STRINGS = st.sampled_from([3, None, ["user"], {"role": "user"}, 1.5, True])
+ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool", "wizard"]) | NOT_STRINGS
+PART_TYPES = (
+    st.sampled_from(["text", "image_url", "input_text", "input_image", "input_audio", "file", "input_file", "x"])
+    | NOT_STRINGS
 )
 part = st.fixed_dictionaries(
     {"type": PART_TYPES},
@@ -26,7 +31,7 @@ message = st.fixed_dictionaries(
         "tool_calls": st.one_of(
             json_values, st.lists(st.fixed_dictionaries({"id": json_values, "function": json_values}), max_size=2)
         ),
-        "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", 7]),
+        "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning"]) | NOT_STRINGS,
         "call_id": json_values,
         "output": json_values,
     },
@@ -100,6 +105,37 @@ ALL_PLUGINS = [
 ]
 
 
+def nested(depth: int, leaf: bytes = b"1") -> bytes:
+    """JSON text nested ``depth`` levels (orjson will not write one past 254 levels itself)."""
+    opener, closer = (b'{"k":', b"}") if depth % 2 else (b"[", b"]")
+    return opener * depth + leaf + closer * depth
+
+
+DEPTHS = st.sampled_from([1, 50, 200, 239, 240, 241, 253, 254, 255, 400, 1000])
+DEEP_FIELDS = st.sampled_from(["metadata", "response_format", "x_unknown", "tool_choice", "gateway"])
+
+
+async def test_generated_deep_nesting_never_crashes_the_gateway(make_gateway):
+    client = await make_gateway({"plugins": {"enabled": ALL_PLUGINS}})
+    cases: list[bytes] = []
+
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(DEPTHS, DEEP_FIELDS, st.booleans())
+    def collect(depth, field, in_message):
+        head = b'{"model":"echo/fuzz","messages":[{"role":"user","content":"hi"'
+        if in_message:
+            cases.append(head + b',"' + field.encode() + b'":' + nested(depth) + b"}]}")
+        else:
+            cases.append(head + b'}],"' + field.encode() + b'":' + nested(depth) + b"}")
+
+    collect()
+    for raw in cases:
+        for path in ("/v1/chat/completions", "/v1/responses"):
+            body = raw if path.endswith("completions") else raw.replace(b'"messages"', b'"input"')
+            resp = await client.post(path, data=body, headers=JSON)
+            assert resp.status != 500, (path, body[:120], await resp.text())
+
+
 async def test_generated_bodies_never_crash_the_gateway(make_gateway):
     client = await make_gateway({"plugins": {"enabled": ALL_PLUGINS}})
     cases: list[bytes] = []
@@ -113,7 +149,7 @@ async def test_generated_bodies_never_crash_the_gateway(make_gateway):
     statuses: set[int] = set()
     for raw in cases:
         for path in ("/v1/chat/completions", "/v1/responses"):
-            resp = await client.post(path, data=raw)
+            resp = await client.post(path, data=raw, headers=JSON)
             text = await resp.text()
             assert resp.status != 500, (path, raw, text)
             statuses.add(resp.status)

@@ -24,7 +24,7 @@ from router_core import (
 )
 from router_core.app import create_app
 from router_core.config import ConfigError, parse_config
-from tests.conftest import base_config, sdk
+from tests.conftest import JSON, base_config, sdk
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -137,7 +137,7 @@ async def client(make_gateway, recorder):
 
 
 async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upstream):
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 200
     body = await resp.json()
     assert body["choices"][0]["message"]["content"] == "Hello from upstream!"
@@ -183,15 +183,15 @@ async def test_startup_hooks_and_routes(client, recorder):
 
 async def test_plugin_gateway_field_validated_with_path(client):
     body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"limit": 3}}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert resp.status == 400
     error = (await resp.json())["error"]
     assert error["param"] == "gateway.budget.limit"
     body["gateway"] = {"costBudget": {"labels": "not-a-list"}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert (await resp.json())["error"]["param"] == "gateway.costBudget.labels"
     body["gateway"] = {"budget": {"limit": 0.5, "nope": 1}}
-    resp = await client.post(CHAT, data=orjson.dumps(body))
+    resp = await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert resp.status == 400
 
 
@@ -214,10 +214,10 @@ async def test_server_defaults_fill_and_policy_wins(make_gateway):
     client = await make_gateway(
         {"gateway": {"budget": {"limit": 0.3}}, "policy": {"strict": True}}, plugins=[("reads", reads)]
     )
-    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert reads.seen == {"budget": Budget(limit=0.3), "strict": True}
     body = {"model": "openai/gpt-4o", "messages": HI, "gateway": {"budget": {"labels": ["a"]}, "strict": False}}
-    await client.post(CHAT, data=orjson.dumps(body))
+    await client.post(CHAT, data=orjson.dumps(body), headers=JSON)
     assert reads.seen == {"budget": Budget(limit=0.3, labels=["a"]), "strict": True}
 
 
@@ -252,7 +252,7 @@ class Blocks:
 
 async def test_fail_closed_plugin_refuses(make_gateway, upstream):
     client = await make_gateway(plugins=[("refuses", Refuses())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 500
     text = await resp.text()
     assert "refuses" in text and "secret text" not in text
@@ -261,14 +261,14 @@ async def test_fail_closed_plugin_refuses(make_gateway, upstream):
 
 async def test_fail_open_plugin_is_skipped(make_gateway, upstream):
     client = await make_gateway(plugins=[("breaks", Breaks())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 200
     assert len(upstream.requests) == 1
 
 
 async def test_gateway_error_from_plugin_reaches_client(make_gateway):
     client = await make_gateway(plugins=[("blocks", Blocks())])
-    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    resp = await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert resp.status == 403
     assert (await resp.json())["error"]["message"] == "not today"
 
@@ -389,7 +389,7 @@ async def test_tryfirst_and_trylast_beat_config_order(make_gateway):
             order.append("early")
 
     client = await make_gateway(plugins=[("default", Default()), ("override", Override()), ("early", Early())])
-    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}))
+    await client.post(CHAT, data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
     assert order == ["early", "override", "default"]
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from router_core import Call, Message, Outcome, hookimpl
-from tests.conftest import sdk
+from tests.conftest import JSON, sdk
 from tests.fakes import chat_chunks, failing
 
 CHAT = "/v1/chat/completions"
@@ -115,7 +115,7 @@ async def test_client_hanging_up_mid_stream(make_gateway, upstream, finished):
 
 async def test_refused_before_a_context_exists(make_gateway, finished):
     client = await make_gateway(plugins=[("finished", finished)])
-    resp = await client.post(CHAT, data=b"{not json", headers={"x-request-id": "bad-json-1"})
+    resp = await client.post(CHAT, data=b"{not json", headers={**JSON, "x-request-id": "bad-json-1"})
     assert resp.status == 400 and resp.headers["x-request-id"] == "bad-json-1"
     out = await finished.one()
     assert finished.seen[0][0] is None
