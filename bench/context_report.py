@@ -143,7 +143,7 @@ async def run(
         gateway["toolOptimization"] = ToolSettings(alwaysInclude=on["tools"])
 
     async def score(ctx: RequestContext) -> Any:
-        return scorer.score_request(ctx)
+        return scorer.score_now(ctx)
 
     ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, scorer=score)
     before = size(call)

@@ -227,7 +227,7 @@ def latency(cache: Path, n: int = 300) -> dict[str, float]:
             call=Call("chat", "", [Message.of_text("user", prompt)]), gateway={"tags": tags}, config=Config()
         )
         start = time.perf_counter()
-        plugin.score_request(ctx)
+        plugin.score_now(ctx)
         times.append((time.perf_counter() - start) * 1000)
     q = statistics.quantiles(times[20:], n=100)
     return {"p50 ms": q[49], "p99 ms": q[98], "max ms": max(times[20:])}

@@ -223,7 +223,7 @@ TAGS = [types.SimpleNamespace(name="art", description="drawing and images")]
     ],
 )
 def test_only_the_scores_asked_for_are_computed(computed, gateway, model, expected):
-    scores = plugin.score_request(scoring_ctx(gateway, model))
+    scores = plugin.score_now(scoring_ctx(gateway, model))
     assert computed == expected
     if "complexity" not in expected:
         assert scores.complexity == 0.5 and "complexity" not in scores.reasons  # the neutral default
@@ -235,7 +235,7 @@ def test_embedder_loads_once_and_a_failure_means_words_only(monkeypatch):
     plugin.loaded_embedder.cache_clear()
     monkeypatch.setattr(plugin, "embedder", lambda: (_ for _ in ()).throw(OSError("no weights")))
     assert plugin.loaded_embedder() is None
-    scores = plugin.score_request(scoring_ctx({"tags": [Tag("billing", "billing questions, refunds", ["a/b"])]}, ""))
+    scores = plugin.score_now(scoring_ctx({"tags": [Tag("billing", "billing questions, refunds", ["a/b"])]}, ""))
     assert scores.tag_scores  # still scored, on words alone
     monkeypatch.undo()
     plugin.loaded_embedder.cache_clear()

@@ -79,3 +79,21 @@ def test_scoring_a_long_prompt_is_fast():
         complexity_module.complexity(prompt + str(i))
         times.append(time.perf_counter() - started)
     assert sorted(times)[15] < 0.02
+
+
+async def test_on_the_event_loop_scoring_runs_in_a_worker_thread(monkeypatch):
+    import threading
+
+    from router_core import Call, Config, Message, RequestContext
+    from router_plugins.scorer import plugin
+
+    threads = []
+    real = plugin.complexity
+    monkeypatch.setattr(plugin, "complexity", lambda p: (threads.append(threading.current_thread()), real(p))[1])
+    ctx = RequestContext(
+        call=Call("chat", "", [Message.of_text("user", "prove Fermat's little theorem")]),
+        gateway={"planningTriggerScore": 0.5},
+        config=Config(),
+    )
+    scores = await plugin.score_request(ctx)
+    assert threads and threads[0] is not threading.main_thread() and 0 < scores.complexity < 1
