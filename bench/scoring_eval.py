@@ -274,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         f"\nregression, tests/data/scorer everyday tag sets ({len(reg)} prompts, ours, not evidence): "
         f"{ok / len(reg):.1%}{was}"
     )
-    print(f"\n| complexity | scorer | word count alone | scorer at {args.compare_ref} |\n|---|---|---|---|")
+    extra = f" scorer at {args.compare_ref} |" if old else ""
+    print(f"\n| complexity | scorer | word count alone |{extra}\n|---|---|---|{'---|' if old else ''}")
     for name, value, baseline, old_value in complexity_figures(args.cache, args.per_tag, old):
-        print(f"| {name} | {value:.3f} | {baseline:.3f} | {old_value:.3f} |")
+        print(f"| {name} | {value:.3f} | {baseline:.3f} |" + (f" {old_value:.3f} |" if old else ""))
     if args.latency:
         figures = latency(args.cache)
         print(

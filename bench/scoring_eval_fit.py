@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router_plugins.scorer import difficulty
+from router_plugins.scorer import complexity, difficulty
 from router_plugins.scorer.sentence import encoder
 
 OUT = Path(__file__).resolve().parent.parent / "router_plugins" / "scorer" / "complexity_model.json"
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     "scale": scale.round(6).tolist(),
                     "weights": w.round(6).tolist(),
                     "bias": round(b, 6),
+                    "probe": encoder().embed(complexity.PROBE).round(5).tolist(),
                 },
                 separators=(",", ":"),
             )

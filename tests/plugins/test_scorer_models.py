@@ -97,3 +97,9 @@ async def test_on_the_event_loop_scoring_runs_in_a_worker_thread(monkeypatch):
     )
     scores = await plugin.score_request(ctx)
     assert threads and threads[0] is not threading.main_thread() and 0 < scores.complexity < 1
+
+
+def test_complexity_weights_fit_these_vectors():
+    """The saved probe vector matches this install's vectors (a different distillation would fail here)."""
+    complexity_module._model.cache_clear()
+    assert complexity_module._model()[2].shape == (encoder().dimensions + len(difficulty.NAMES),)
