@@ -17,6 +17,7 @@ from router_plugins.history.compress import Limits, compress
 from router_plugins.history.plugin import HistorySettings
 from router_plugins.history.plugin import pre_request as history
 from router_plugins.media import plugin as media_plugin
+from router_plugins.media.plugin import MediaSettings
 from router_plugins.media.plugin import pre_request as media
 from router_plugins.scorer import plugin as scorer
 from router_plugins.scorer.embed import embedder
@@ -142,8 +143,8 @@ async def run(
     if "tools" in on:
         gateway["toolOptimization"] = ToolSettings(alwaysInclude=on["tools"])
 
-    async def score(ctx: RequestContext) -> Any:
-        return scorer.score_now(ctx)
+    async def score(ctx: RequestContext, wanted: set[str]) -> Any:
+        return await scorer.score_request(ctx, frozenset(wanted))
 
     ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, scorer=score)
     before = size(call)
@@ -212,9 +213,9 @@ APP: dict[Any, Any] = {}
 
 
 async def main() -> None:
-    scorer.router_startup()
-    history_plugin.router_startup(APP, CONFIG)
-    media_plugin.router_startup(APP, CONFIG)
+    scorer.router_startup(APP)
+    history_plugin.router_startup(APP, Limits())
+    media_plugin.router_startup(APP, MediaSettings())
     print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
     print("| conversation | tokens before | after | saved (x-router-tokens-saved) | what was kept |")
     print("|---|---:|---:|---|---|")

@@ -34,6 +34,7 @@ from router_plugins.scorer.complexity import complexity
 from router_plugins.scorer.embed import embedder
 from router_plugins.scorer.intent import match_tags, tag_text
 
+WANTED = frozenset({"tag", "tag_scores", "complexity"})  # what the tags plugin asks for
 DEFAULT_CACHE = Path.home() / ".cache" / "llm-router" / "scoring-eval"
 _WORD = re.compile(r"[a-z]+")
 
@@ -218,7 +219,7 @@ def latency(cache: Path, n: int = 300) -> dict[str, float]:
     from router_core import Call, Config, Message, RequestContext
     from router_plugins.scorer import plugin
 
-    plugin.router_startup()
+    plugin.router_startup({})
     texts = [r["text"] for r in load(cache, "drop") + load(cache, "medqa")]
     prompts = [(t * (2000 // max(len(t), 1) + 1))[:2000] for t in texts[:n]]
     tags = as_tags(TASK_TAGS)
@@ -228,7 +229,7 @@ def latency(cache: Path, n: int = 300) -> dict[str, float]:
             call=Call("chat", "", [Message.of_text("user", prompt)]), gateway={"tags": tags}, config=Config()
         )
         start = time.perf_counter()
-        plugin.score_now(ctx)
+        plugin.score_now(ctx, WANTED)
         times.append((time.perf_counter() - start) * 1000)
     q = statistics.quantiles(times[20:], n=100)
     figures = {"p50 ms": q[49], "p99 ms": q[98], "max ms": max(times[20:])}
@@ -240,7 +241,7 @@ def latency(cache: Path, n: int = 300) -> dict[str, float]:
                 call=Call("chat", "", [Message.of_text("user", prompt + " ")]), gateway={"tags": tags}, config=Config()
             )
             start = time.perf_counter()
-            await plugin.score_request(ctx)
+            await plugin.score_request(ctx, WANTED)
             out.append((time.perf_counter() - start) * 1000)
         return out
 

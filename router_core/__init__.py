@@ -20,9 +20,10 @@ from .call import (
     Usage,
 )
 from .config import Config
-from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route, Scores
+from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
-from .plugins import hookimpl
+from .images import GeneratedImage
+from .plugins import Manifest, hookimpl
 from .providers import Provider, UpstreamFailure
 from .streaming import sse_data
 from .upstream import try_routes
@@ -38,7 +39,9 @@ __all__ = [
     "Config",
     "GatewayError",
     "GatewayField",
+    "GeneratedImage",
     "Message",
+    "Manifest",
     "ModelNotFound",
     "Outcome",
     "Part",
@@ -48,7 +51,6 @@ __all__ = [
     "ReplyBody",
     "RequestContext",
     "Route",
-    "Scores",
     "StreamEnd",
     "StreamPiece",
     "TextDelta",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
-import inspect
 import ipaddress
 import logging
 import time
@@ -150,32 +149,17 @@ def keyless_middleware():
 
 
 def provider_kinds(host: PluginHost) -> dict[str, type[Provider]]:
+    """The built-in provider kinds and those the plugins registered (the host checked the config's kinds)."""
     kinds: dict[str, type[Provider]] = dict(BUILTIN_PROVIDERS)
-    owners = {kind: "core" for kind in kinds}
-
-    def register(kind: str, cls: type[Provider], plugin: str) -> None:
+    for kind, (cls, plugin) in host.provider_kinds.items():
         if kind in kinds:
-            raise ConfigError([f"provider kind {kind!r} registered by both {owners[kind]!r} and {plugin!r}"])
-        kinds[kind], owners[kind] = cls, plugin
-
-    for impl in host.impls("register_providers"):
-        impl.function(lambda kind, cls, _p=impl.plugin_name: register(kind, cls, _p))
+            raise ConfigError([f"provider kind {kind!r} registered by both 'core' and {plugin!r}"])
+        kinds[kind] = cls
     return kinds
 
 
-def check_providers(config: Config, kinds: dict[str, type[Provider]]) -> None:
-    bad = [
-        f"providers.{name}.kind: unknown kind {p.kind!r} (known: {', '.join(sorted(kinds))})"
-        for name, p in config.providers.items()
-        if p.kind not in kinds
-    ]
-    if bad:
-        raise ConfigError(bad)
-
-
 def build_schema(config: Config, host: PluginHost) -> GatewaySchema:
-    fields = [(name, declared) for name, declared in host.call_startup("gateway_fields") if declared]
-    return GatewaySchema(fields, config.gateway, config.policy, host.names)
+    return GatewaySchema(host.gateway_fields, config.gateway, config.policy, host.names)
 
 
 def describe_providers(config: Config) -> None:
@@ -192,7 +176,6 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     """Build the gateway.  Raises ConfigError for anything wrong in the config."""
     host = PluginHost(config, list(extra_plugins))
     kinds = provider_kinds(host)
-    check_providers(config, kinds)
     schema = build_schema(config, host)
 
     middlewares: list[Any] = [finish_middleware(host), errors_middleware]
@@ -209,27 +192,21 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
         ) as session:
             app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
             describe_providers(config)
-            for impl in host.impls("router_startup"):
-                # Not host.run: a plugin that cannot start (a bad [plugins.x] table) must
-                # stop the gateway from serving, not be skipped.
-                started = impl.function(*[{"app": app, "config": config}[a] for a in impl.argnames])
-                if inspect.isawaitable(started):
-                    await started
+            await host.start(app, config)  # a plugin that cannot start stops the gateway
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
             # Everything built so far lives as long as the process: keep the collector from
             # re-scanning it on every full collection (pauses that show up as p99 latency).
             gc.collect()
             gc.freeze()
             yield
-            for impl in host.impls("router_shutdown"):
-                await host.run(impl, {"app": app})
+            await host.stop(app)
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/v1/responses", responses_endpoint, name="responses")
     app.router.add_post("/v1/chat/completions", chat_endpoint, name="chat")
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
-    host.call_startup("register_routes", app=app)
+    host.declare("register_routes", app=app)
     return app
 
 

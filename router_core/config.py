@@ -212,8 +212,10 @@ def describe(exc: BaseException, type_: Any) -> str:
     path; the failing attribute rides along in the message, split off by the caller.
     """
     if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, cattrs.ForbiddenExtraKeysError) and str(exc):
-        named = _ATTRS_MESSAGE.match(str(exc))  # attrs' validators say "'name' must be …"
-        return f"{named[1]}{_FIELD_MARK}{exc}" if named else str(exc)
+        # attrs' in_ / gt … validators raise (message, attribute, …): the message is the first argument
+        text = exc.args[0] if len(exc.args) > 1 and isinstance(exc.args[0], str) else str(exc)
+        named = _ATTRS_MESSAGE.match(text)  # attrs' validators say "'name' must be …"
+        return f"{named[1]}{_FIELD_MARK}{text}" if named else text
     return format_exception(exc, type_)
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from . import upstream
 from .call import Call, Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
 from .config import Config, ServerConfig
-from .context import ReplyBody, RequestContext, Route, Scores
+from .context import ReplyBody, RequestContext, Route
 from .dialects import chat, responses
 from .errors import BadRequest, GatewayError, UpstreamError
 from .gateway import GatewaySchema
@@ -77,13 +77,13 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
         debug=request.headers.get("x-router-debug") == "1",
         request_id=rid,
         model_requested=call.model or None,
-        scorer=lambda ctx: score(rt, ctx),
+        scorer=lambda ctx, wanted: score(rt, ctx, wanted),
         complete=lambda ctx, call: complete(rt, ctx, call),
     )
     await rt.host.call("pre_request", ctx=ctx)
     await choose_model(rt, ctx)
     routes = await choose_routes(rt, ctx, ctx.call)
-    local = await rt.host.first("serve_request", ctx=ctx, routes=routes)
+    local = await rt.host.call("serve_request", ctx=ctx, routes=routes)
     if local is not None:
         return await answer_locally(request, rt, ctx, codec, local)
     if ctx.call.stream:
@@ -99,12 +99,10 @@ async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Respo
     return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=safe_headers(ctx.headers))
 
 
-async def score(rt: Runtime, ctx: RequestContext) -> Scores:
-    scores = await rt.host.first("score_request", ctx=ctx)
-    scores = scores if scores is not None else Scores()
+async def score(rt: Runtime, ctx: RequestContext, wanted: set[str]) -> dict[str, Any]:
+    scores = await rt.host.score(ctx, wanted)
     if ctx.debug:  # x-router-debug: 1 asks to see the scores behind the decision
-        shown = {k: v for k, v in attrs.asdict(scores).items() if k != "reasons"}
-        ctx.headers["x-router-scores"] = orjson.dumps(shown, default=str).decode()
+        ctx.headers["x-router-scores"] = orjson.dumps({**ctx.scored, **scores}, default=str).decode()
     return scores
 
 
@@ -114,7 +112,7 @@ async def choose_model(rt: Runtime, ctx: RequestContext) -> None:
 
     await rt.host.chain("select_model", {"ctx": ctx}, use)
     if not ctx.call.model:
-        raise BadRequest("'model' is required (or send gateway.tags to let the gateway choose).", param="model")
+        raise BadRequest("'model' is required: no plugin chose a model for this request.", param="model")
 
 
 async def choose_routes(rt: Runtime, ctx: RequestContext, call: Call) -> list[Route]:

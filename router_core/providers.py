@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import uuid
 import zlib
@@ -19,6 +20,7 @@ from .config import Config, ProviderConfig
 from .context import Route
 from .dialects import chat, responses
 from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .images import GeneratedImage, ImageFailure, openai_images, prompt_picture
 from .streaming import encode_event
 
 # Upstream error bodies are read for their message only; a bigger one is garbage.
@@ -86,6 +88,8 @@ class Provider:
 
     kind: ClassVar[str]
     paths: ClassVar[dict[str, str]] = {"chat": "/chat/completions", "responses": "/responses"}
+    # What the kind can do besides answering a Call: "images" (``generate_image``).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, name: str, config: ProviderConfig, session: aiohttp.ClientSession, breaker: Breaker | None = None
@@ -271,6 +275,10 @@ class Provider:
         detail = self.scrub(_error_message(raw) or resp.reason or "error")
         raise UpstreamFailure(text, status=resp.status, retryable=False, upstream_status=resp.status, detail=detail)
 
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        """One image for ``prompt`` (kinds with the ``images`` capability); raises UpstreamFailure."""
+        raise UpstreamFailure(f"provider '{self.name}' ({self.kind}) cannot generate images", retryable=False)
+
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[provider key]")
@@ -309,9 +317,16 @@ class OpenAIProvider(Provider):
     """OpenAI itself: native Responses and Chat Completions."""
 
     kind = "openai"
+    capabilities = frozenset({"images"})
 
     def codec(self, call: Call) -> ModuleType:
         return responses if call.dialect == responses.NAME else chat
+
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        try:
+            return await openai_images(self, model, prompt, options)
+        except ImageFailure as exc:
+            raise UpstreamFailure(str(exc)) from None
 
 
 class OpenAIChatProvider(Provider):
@@ -324,6 +339,12 @@ class EchoProvider(Provider):
     """Answers with the request it would have sent upstream: the offline default and the demo."""
 
     kind = "echo"
+    capabilities = frozenset({"images"})
+
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        """A small picture drawn from the prompt, offline: the image feature works without a key."""
+        picture = base64.b64encode(prompt_picture(prompt)).decode()
+        return GeneratedImage(b64_json=picture, revised_prompt=prompt, usage=Usage(len(prompt) // 4, 0))
 
     @property
     def unavailable(self) -> str | None:

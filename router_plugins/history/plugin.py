@@ -7,12 +7,13 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from router_core import Config, GatewayField, RequestContext, hookimpl
-from router_plugins.scorer import plugin as scorer
+from router_core import GatewayField, Manifest, RequestContext, hookimpl
+from router_lib.embedding import EMBEDDER
 from router_plugins.tokens import count_text, message_tokens, record_saved
 
 from .compress import Limits, compress
 
+MANIFEST = Manifest(requires_scores=("history_dependency",), settings=Limits)
 FIELD = "chatHistoryCompression"
 _unit = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
 
@@ -30,14 +31,13 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
-# [plugins.history] parsed once per app in router_startup.
+# [plugins.history], validated by the core, kept per app.
 LIMITS = web.AppKey("history.limits", Limits)
 
 
 @hookimpl
-def router_startup(app: web.Application, config: Config) -> None:
-    app[LIMITS] = Limits.from_settings(config.plugin_settings("history"))  # a wrong table stops startup
-    scorer.loaded_embedder()  # the scorer's one embedder, shared (never a second copy)
+def router_startup(app: web.Application, settings: Limits) -> None:
+    app[LIMITS] = settings
 
 
 @hookimpl
@@ -45,21 +45,16 @@ async def pre_request(ctx: RequestContext) -> None:
     settings: HistorySettings | None = ctx.gateway.get(FIELD)
     if settings is None or not settings.enabled or not _has_history(ctx):
         return
-    scores = await ctx.scores()
-    state: dict[str, Any] = {"dependency": scores.history_dependency, "threshold": settings.score}
+    # Unscored (the scorer failed) counts as fully dependent: optimisations fail open.
+    dependency = (await ctx.scores("history_dependency")).get("history_dependency", 1.0)
+    state: dict[str, Any] = {"dependency": dependency, "threshold": settings.score}
     ctx.plugin_state["history"] = state
-    if scores.history_dependency >= settings.score:
+    if dependency >= settings.score:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    result = compress(ctx.call, ctx.app[LIMITS], scorer.loaded_embedder())
-    # Media scores are keyed by message index: keep them pointing at the same parts.
-    scores.media_relevance = {
-        f"{result.index_map[int(i)]}:{j}": v
-        for key, v in scores.media_relevance.items()
-        for i, j in [key.split(":", 1)]
-        if int(i) in result.index_map
-    }
+    # The shared embedder when a plugin (the local scorer) published one, else words alone.
+    result = compress(ctx.call, ctx.app[LIMITS], ctx.app.get(EMBEDDER))
     saved = sum(message_tokens(m, model) for m in result.dropped)
     saved += sum(count_text(before, model) - count_text(after, model) for before, after in result.shortened)
     state.update(

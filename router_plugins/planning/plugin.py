@@ -6,10 +6,12 @@ import asyncio
 import copy
 import logging
 
-from router_core import TEXT, BadRequest, Call, Message, Part, RequestContext, Usage, hookimpl
+from router_core import TEXT, BadRequest, Call, Manifest, Message, Part, RequestContext, Usage, hookimpl
 
 log = logging.getLogger("llm_router.planning")
 
+# A tag may choose a planning model string, which this plugin then resolves.
+MANIFEST = Manifest(requires_scores=("complexity",), after=("tags",))
 SEPARATOR = ":planning:"
 DEFAULT_TRIGGER = 0.6
 PLANNER_PROMPT = (
@@ -61,7 +63,7 @@ async def select_model(ctx: RequestContext) -> str | None:
         return None
     executor, planner = models
     trigger = ctx.gateway.get("planningTriggerScore", DEFAULT_TRIGGER)
-    complexity = (await ctx.scores()).complexity
+    complexity = (await ctx.scores("complexity")).get("complexity", 0.5)
     state = ctx.plugin_state["planning"] = {"planner": planner, "complexity": complexity, "trigger": trigger}
     if complexity <= trigger:
         state["planned"] = False

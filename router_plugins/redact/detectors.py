@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import re2
+
 from . import masking
 from .phones import PHONE_SEED, find_phones
 from .tokens import TOKEN_SEED, find_tokens
@@ -102,10 +104,18 @@ _IPV6_SEED = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 
+# "section 4.2.1.3", "version 1.2.3.4", "§ 12.3.4.5": dotted numbers that are not addresses.
+_NOT_IP_WORDS = re2.compile(
+    r"(?i)(?:\b(?:section|chapter|clause|article|paragraph|version|release|appendix|figure|table|footnote|rfc)|§)\s*$"
+)
+
+
 def find_ips(text: str) -> Iterator[Finding]:
     if "." in text:
         for m in _IPV4.finditer(text):
-            if clean_before(text, m.start(), "."):
+            if clean_before(text, m.start(), ".") and not _NOT_IP_WORDS.search(
+                text[max(0, m.start() - 24) : m.start()]
+            ):
                 yield Finding(m.start(), m.end(), "ip", masking.mask_ipv4(m.group()))
     if ":" not in text:
         return
@@ -183,7 +193,7 @@ _BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
 _BRAND_PATTERNS = tuple((re.compile(prefix), lengths) for prefix, lengths in _BRANDS)
 # Words saying a long number is something else: near them a number is a card only when
 # it is also a card by its printed grouping.
-_NOT_CARD_WORDS = re.compile(
+_NOT_CARD_WORDS = re2.compile(
     r"(?i)(?:ean|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref\b|reference)"
 )
 
@@ -230,7 +240,7 @@ def find_cards(text: str) -> Iterator[Finding]:
         if value is None:
             continue
         digits = value.replace(" ", "").replace("-", "")
-        if len(digits) == len(value) and _NOT_CARD_WORDS.search(text, max(0, m.start() - 40), m.start()):
+        if len(digits) == len(value) and _NOT_CARD_WORDS.search(text[max(0, m.start() - 40) : m.start()]):
             continue  # an unbroken number introduced as a barcode, an invoice …
         if len(digits) == 13 == len(value) and ean13_valid(digits):
             continue  # 13-digit Visa is gone from circulation; an EAN-13 is on every product
@@ -273,7 +283,9 @@ def find_ibans(text: str) -> Iterator[Finding]:
 _SSN = re.compile(r"(?!000|666|9)\d{3}([\- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w\-]|\.\d)")
 # Nine digits in a row are an SSN only when introduced as one.
 _SSN_UNBROKEN = re.compile(r"(?<![\w\-.])(?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4}(?![\w\-]|\.\d)")
-_SSN_WORDS = re.compile(r"(?i)(?:ssn|social security|soc\.? ?sec|ss ?#|ss no|taxpayer|\btin\b|itin)")
+_SSN_WORD_LIST = r"ssn|social security|soc\.? ?sec|ss ?#|ss no|taxpayer|\btin\b|itin"
+_SSN_WORDS = re2.compile(f"(?i)(?:{_SSN_WORD_LIST})")
+SSN_SEED = rf"\d{{3}}-\d{{2}}-\d{{4}}|\d{{3}} \d{{2}} \d{{4}}|(?i:{_SSN_WORD_LIST})[\s\S]{{0,40}}\d{{9}}"
 
 
 def find_ssns(text: str) -> Iterator[Finding]:
@@ -281,7 +293,7 @@ def find_ssns(text: str) -> Iterator[Finding]:
         if clean_before(text, m.start(), "-."):
             yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))
     for m in _SSN_UNBROKEN.finditer(text):
-        if _SSN_WORDS.search(text, max(0, m.start() - 40), m.start()):
+        if _SSN_WORDS.search(text[max(0, m.start() - 40) : m.start()]):
             yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))
 
 
@@ -302,7 +314,7 @@ DETECTORS: dict[str, Detector] = {
         Detector("token", find_tokens, TOKEN_SEED),
         Detector("credit_card", find_cards, r"\d{12}|\d{4}[ \-]\d{4}[ \-]\d{4}|\d{4}[ \-]\d{6}[ \-]\d{4}"),
         Detector("iban", find_ibans, r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}"),
-        Detector("ssn", find_ssns, r"\d{3}[\- ]?\d{2}[\- ]?\d{4}"),
+        Detector("ssn", find_ssns, SSN_SEED),
         Detector(
             "mac",
             find_macs,

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import phonenumbers
+import re2
 
 from . import masking
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 # Linear: the body is bounded and each start is a digit, "+" or "(" not glued to a word.
 _CANDIDATE = re.compile(
     r"(?<![\w+\-./])\+?(?:\(\+?\d{1,5}\)|\d)(?:[ \-./]{0,2}(?:\(\d{1,5}\)|\d)){5,20}"
-    r"(?:\s*+(?:x|ext\.?|extension|#)\s*+\d{1,6}+)?(?![\w\-]|[./]\d)",
+    r"(?:\s*+(?:x|ext\.?|extension|#)\s*+\d{1,6}+)?(?![\w\-]|[./:]\d)",
     re.IGNORECASE,
 )
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE)
@@ -38,11 +39,14 @@ _DATE = re.compile(r"\d{4}[./\-]\d{1,2}[./\-]\d{1,2}(?:[ T]\d.*)?|\d{1,2}[./\-]\
 _DOTTED_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){2,}")
 _YEARS = re.compile(r"(?:1[89]|20)\d\d(?:[ \-/](?:1[89]|20)\d\d)+")
 
-_PHONE_WORDS = re.compile(
-    r"(?i)(?:phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
-    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯)"
+# Context words are matched with RE2: a case-insensitive alternation costs Python's
+# engine ~20-50 µs per 40 characters, RE2's DFA ~1.5 µs.
+_PHONE_WORD_LIST = (
+    r"phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
+    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯"
 )
-_REFERENCE_WORDS = re.compile(
+_PHONE_WORDS = re2.compile(f"(?i)(?:{_PHONE_WORD_LIST})")
+_REFERENCE_WORDS = re2.compile(
     r"(?i)(?:invoice|inv\b|order|ref\b|ref\.|reference|ticket|case|tracking|serial|sku|ean|isbn|issn|gtin|upc"
     r"|account|acct|iban|po\b|p\.o\.|nr\b|no\.|number\s*#|#|\bid\b|version|build|release|patent|part|model"
     r"|item|customer|transaction|txn|receipt|batch|lot|shipment|parcel|booking|policy|claim|member|employee"
@@ -148,5 +152,10 @@ def find_phones(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), m.start() + len(value), "phone", masking.mask_phone(value))
 
 
-# A loose RE2 superset of the candidates: seven digits with at most two separators between any two.
-PHONE_SEED = r"\d(?:[ \-./()]{0,3}\d){6}"
+# A loose RE2 superset of what is_phone accepts: a "+" or "00" number, seven digits
+# after a phone word, or nine digits that are not a date and time ("2024-03-15 10:30").
+PHONE_SEED = (
+    r"\+\(?\d(?:[ \-./()]{0,3}\d){6}|00\d(?:[ \-./()]{0,3}\d){5}"
+    rf"|(?i:{_PHONE_WORD_LIST})[\s\S]{{0,{CONTEXT}}}\d(?:[ \-./()]{{0,3}}\d){{6}}"
+    r"|\d(?:[ \-./()]{0,3}\d){8}(?:[^:\d]|:\D|:?$)"
+)

@@ -6,11 +6,12 @@ from typing import Any
 
 import attrs
 
-from router_core import RequestContext, hookimpl
+from router_core import Manifest, RequestContext, hookimpl
 from router_plugins.tokens import record_saved, tool_tokens
 
 from .select import dependencies, forced_names, forces_use, used_names
 
+MANIFEST = Manifest(requires_scores=("tool_relevance",))
 FIELD = "toolOptimization"
 
 
@@ -34,7 +35,7 @@ async def pre_request(ctx: RequestContext) -> None:
     call = ctx.call
     if settings is None or not settings.enabled or not any(t.type == "function" for t in call.tools):
         return
-    relevance = (await ctx.scores()).tool_relevance
+    relevance = (await ctx.scores("tool_relevance")).get("tool_relevance", {})
     pinned = set(settings.alwaysInclude) | forced_names(call.tool_choice) | used_names(call)
     # A tool the scorer did not rate is kept: optimisations fail open.
     chosen = {t.name for t in call.tools if t.type != "function" or relevance.get(t.name, 1.0) >= settings.acceptScore}

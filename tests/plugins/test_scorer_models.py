@@ -95,8 +95,8 @@ async def test_on_the_event_loop_scoring_runs_in_a_worker_thread(monkeypatch):
         gateway={"planningTriggerScore": 0.5},
         config=Config(),
     )
-    scores = await plugin.score_request(ctx)
-    assert threads and threads[0] is not threading.main_thread() and 0 < scores.complexity < 1
+    scores = await plugin.score_request(ctx, frozenset({"complexity"}))
+    assert threads and threads[0] is not threading.main_thread() and 0 < scores["complexity"] < 1
 
 
 def test_complexity_weights_fit_these_vectors():
