@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,15 +14,22 @@ _UNSCORED = object()  # asked for, but no scorer gave it
 
 if TYPE_CHECKING:
     from .config import Config
+    from .dialects import Dialect
     from .providers import Provider
 
 
 @attrs.frozen
 class GatewayField:
-    """A ``gateway`` field a plugin owns: its type and the other names a client may use."""
+    """A ``gateway`` field a plugin owns: its type, the other names a client may use, and a check.
+
+    ``check`` runs on the structured value (requests, ``[gateway]`` and ``[policy]`` alike)
+    and raises ``ValueError`` with what is wrong: the client gets a 400 naming the field,
+    a bad server default stops startup.
+    """
 
     type: Any
     aliases: tuple[str, ...] = ()
+    check: Callable[[Any], None] | None = None
 
 
 @attrs.define(slots=True)
@@ -82,12 +88,12 @@ class Outcome:
 class ReplyBody:
     """A complete answer in the client's dialect, with dialect-neutral helpers."""
 
-    codec: ModuleType
+    codec: Dialect
     body: dict[str, Any]
 
     @property
     def dialect(self) -> str:
-        return self.codec.NAME
+        return self.codec.name
 
     def map_text(self, fn: Callable[[str], str], arguments: Callable[[str], str] | None = None) -> None:
         """Rewrite every piece of output text with ``fn``, tool-call arguments (JSON text) with ``arguments`` or ``fn``."""
@@ -124,6 +130,11 @@ class RequestContext:
     plugin_state: dict[str, Any] = attrs.field(factory=dict)
     wants_stream_events: bool = False
     debug: bool = False
+    # The answer's id, minted by the gateway (``gen_…``) before any hook runs: what the
+    # client sees, streamed or not, and what a response store keeps it under.
+    reply_id: str = ""
+    # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
+    wants_reply: bool = False
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None
@@ -137,10 +148,15 @@ class RequestContext:
     side_tokens: int = 0
     error_code: str | None = None
     first_byte_at: float | None = None
+    _settings: dict[str, Any] = attrs.field(factory=dict)
     _scorer: Callable[[RequestContext, set[str]], Awaitable[dict[str, Any]]] | None = None
     _scores: dict[str, Any] = attrs.field(factory=dict)
     _complete: Callable[..., Awaitable[Any]] | None = None
     _usage_extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def settings(self, plugin: str) -> Any:
+        """A plugin's ``[plugins.<name>]`` settings, as its ``Manifest.settings`` class (validated at startup)."""
+        return self._settings[plugin]
 
     async def scores(self, *names: str) -> dict[str, Any]:
         """The named scores of this request (``await ctx.scores("tag", "complexity")``): ``{name: value}``.

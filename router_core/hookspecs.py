@@ -84,8 +84,9 @@ def gateway_fields() -> dict[str, Any]:
 
     The result maps a field name to a type or attrs class (structured by the core's
     cattrs converter, so attrs validators run) or to a
-    :class:`router_core.GatewayField` for aliases. A field owned by two plugins is a
-    startup error. A request naming a field no enabled plugin owns is refused (400).
+    :class:`router_core.GatewayField` for aliases and a ``check`` of the value. A field
+    owned by two plugins is a startup error. A request naming a field no enabled plugin
+    owns is refused (400); a value that fails is a 400 whose ``param`` names the path.
     """
 
 
@@ -174,6 +175,18 @@ def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
     :param reply: a :class:`router_core.ReplyBody`: the answer in the client's
         dialect (``reply.body``) with dialect-neutral helpers ``map_text`` and ``usage``.
         Mutate it and ``ctx.headers`` in place.
+    """
+
+
+@hookspec
+def reply_complete(ctx: RequestContext, reply: Reply) -> None:
+    """Called once the whole answer is known, before its last byte reaches the client; returns nothing.
+
+    Only for requests where a plugin set ``ctx.wants_reply`` in ``pre_request``.
+    :param reply: the canonical :class:`router_core.Reply` as the upstream (or a
+        ``serve_request`` plugin) gave it, before ``post_response`` / ``on_stream_event``
+        rewrote it; ``reply.id`` is ``ctx.reply_id``. For a store: the client may send a
+        follow-up as soon as it has the answer, so persist before returning.
     """
 
 
