@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
 sys.path.insert(0, ".")
-from router_core.app import create_app  # noqa: E402
-from router_core.config import parse_config  # noqa: E402
-from tests.fakes import FakeUpstream, chat_completion, fake_app  # noqa: E402
+from router_core.app import create_app
+from router_core.config import parse_config
+from tests.fakes import FakeUpstream, chat_completion, fake_app
 
 KEY = "sk-router-heldout-key-01"
 
