@@ -239,7 +239,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_get("/healthz", healthz)
-    host.declare("register_routes", app=app)
+    host.call_startup("register_routes", app=app)
     return app
 
 

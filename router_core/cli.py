@@ -174,6 +174,7 @@ async def _explain(config: Config, body: dict) -> None:
             gateway=rt.schema.parse(body.get("gateway")),
             config=rt.config,
             app=app,
+            settings=rt.host.settings,
             scorer=lambda c, wanted: score(rt, c, wanted),
             complete=no_side_calls,
         )

@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class GatewayField:
-    """A ``gateway`` field a plugin owns: its type and the other names a client may use."""
+    """A ``gateway`` field a plugin owns: its type, the other names a client may use, and a check.
+
+    ``check`` runs on the structured value (requests, ``[gateway]`` and ``[policy]`` alike)
+    and raises ``ValueError`` with what is wrong: the client gets a 400 naming the field,
+    a bad server default stops startup.
+    """
 
     type: Any
     aliases: tuple[str, ...] = ()
+    check: Callable[[Any], None] | None = None
 
 
 @attrs.define(slots=True)
@@ -142,10 +148,15 @@ class RequestContext:
     side_tokens: int = 0
     error_code: str | None = None
     first_byte_at: float | None = None
+    _settings: dict[str, Any] = attrs.field(factory=dict)
     _scorer: Callable[[RequestContext, set[str]], Awaitable[dict[str, Any]]] | None = None
     _scores: dict[str, Any] = attrs.field(factory=dict)
     _complete: Callable[..., Awaitable[Any]] | None = None
     _usage_extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def settings(self, plugin: str) -> Any:
+        """A plugin's ``[plugins.<name>]`` settings, as its ``Manifest.settings`` class (validated at startup)."""
+        return self._settings[plugin]
 
     async def scores(self, *names: str) -> dict[str, Any]:
         """The named scores of this request (``await ctx.scores("tag", "complexity")``): ``{name: value}``.

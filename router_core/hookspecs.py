@@ -84,8 +84,9 @@ def gateway_fields() -> dict[str, Any]:
 
     The result maps a field name to a type or attrs class (structured by the core's
     cattrs converter, so attrs validators run) or to a
-    :class:`router_core.GatewayField` for aliases. A field owned by two plugins is a
-    startup error. A request naming a field no enabled plugin owns is refused (400).
+    :class:`router_core.GatewayField` for aliases and a ``check`` of the value. A field
+    owned by two plugins is a startup error. A request naming a field no enabled plugin
+    owns is refused (400); a value that fails is a 400 whose ``param`` names the path.
     """
 
 

@@ -88,6 +88,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
         debug=request.headers.get("x-router-debug") == "1",
         request_id=rid,
         model_requested=call.model or None,
+        settings=rt.host.settings,
         scorer=lambda ctx, wanted: score(rt, ctx, wanted),
         complete=lambda ctx, call: complete(rt, ctx, call),
         reply_id=dialect.new_id(),

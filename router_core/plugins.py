@@ -24,9 +24,6 @@ log = logging.getLogger("llm_router.plugins")
 ENTRY_POINT_GROUP = "llm_router"
 hookimpl = pluggy.HookimplMarker("llm_router")
 
-# Hooks that run while the app is built (declarations), not per request.
-DECLARATION_HOOKS = ("register_providers", "gateway_fields", "register_routes")
-
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
@@ -147,10 +144,6 @@ class PluginHost:
             raise ConfigError([f"plugin {name!r}: {exc}"]) from None
         self._impls.clear()
 
-    def unregister(self, name: str) -> None:
-        self.pm.unregister(name=name)
-        self._impls.clear()
-
     def _check_hooks(self) -> None:
         """Refuse what the host's own hook loop cannot run: unknown hooks and wrapper implementations."""
         errors = []
@@ -166,6 +159,10 @@ class PluginHost:
                     )
         if errors:
             raise ConfigError(sorted(set(errors)))
+        try:
+            self.pm.check_pending()  # pluggy's own check, in case it knows a case ours does not
+        except pluggy.PluginValidationError as exc:
+            raise ConfigError([f"plugin {exc.plugin_name!r}: {exc}"]) from None
 
     def _structure_settings(self, config: Config) -> dict[str, Any]:
         """Each plugin's ``[plugins.<name>]`` table → its declared settings class, strictly."""
@@ -174,7 +171,12 @@ class PluginHost:
         for name, manifest in self.manifests.items():
             table = config.plugins.settings.get(name)
             if manifest.settings is None:
-                if table:
+                if table and manifest is NO_MANIFEST:
+                    # A plugin written before manifests reads config.plugin_settings(name) itself.
+                    log.warning(
+                        "plugins.%s: the plugin declares no settings class; the core cannot check its table", name
+                    )
+                elif table:
                     errors.append(f"plugins.{name}: the {name!r} plugin takes no settings")
                 continue
             known = {field.name for field in attrs.fields(manifest.settings)}
@@ -455,9 +457,9 @@ class PluginHost:
         except Exception as exc:
             raise ConfigError([f"plugin {impl.plugin_name!r} failed in {impl.function.__name__}: {exc}"]) from exc
 
-    def declare(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a declaration hook (``register_routes`` …); returns ``(plugin name, result)`` pairs."""
-        assert hook in DECLARATION_HOOKS, hook
+    def call_startup(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook that runs while the app is built (``register_routes`` …), sync or async;
+        returns ``(plugin name, result)`` pairs. An error names the plugin and stops startup."""
         return [(impl.plugin_name, self.call_declaration(impl, kwargs)) for impl in self.impls(hook)]
 
     async def start(self, app: Any, config: Config) -> None:

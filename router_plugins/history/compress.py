@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from router_core import TEXT, Call, Message
-from router_plugins.words import content_stems, last_user_index
+from router_lib.words import content_stems, last_user_index
 
 if TYPE_CHECKING:
     from router_lib.embedding import TextEmbedder as Embedder

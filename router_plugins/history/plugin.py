@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from aiohttp import web
 
 from router_core import GatewayField, Manifest, RequestContext, hookimpl
 from router_lib.embedding import EMBEDDER
-from router_plugins.tokens import count_text, message_tokens, record_saved
+from router_lib.tokens import count_text, message_tokens
 
 from .compress import Limits, compress
 
@@ -31,15 +30,6 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
-# [plugins.history], validated by the core, kept per app.
-LIMITS = web.AppKey("history.limits", Limits)
-
-
-@hookimpl
-def router_startup(app: web.Application, settings: Limits) -> None:
-    app[LIMITS] = settings
-
-
 @hookimpl
 async def pre_request(ctx: RequestContext) -> None:
     settings: HistorySettings | None = ctx.gateway.get(FIELD)
@@ -54,7 +44,7 @@ async def pre_request(ctx: RequestContext) -> None:
         return
     model = ctx.call.model
     # The shared embedder when a plugin (the local scorer) published one, else words alone.
-    result = compress(ctx.call, ctx.app[LIMITS], ctx.app.get(EMBEDDER))
+    result = compress(ctx.call, ctx.settings("history"), ctx.app.get(EMBEDDER))
     saved = sum(message_tokens(m, model) for m in result.dropped)
     saved += sum(count_text(before, model) - count_text(after, model) for before, after in result.shortened)
     state.update(
@@ -64,7 +54,7 @@ async def pre_request(ctx: RequestContext) -> None:
         kept_turns=result.kept_turns,
         tokens_saved=saved,
     )
-    record_saved(ctx, "history", saved)
+    ctx.note_saved("history", saved)
 
 
 def _has_history(ctx: RequestContext) -> bool:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from aiohttp import web
 
 from router_core import (
     IMAGE,
     TEXT,
     BadRequest,
+    GatewayField,
     GeneratedImage,
     Manifest,
     Message,
@@ -40,28 +40,16 @@ class ImageSettings:
 
 # Tags choose a model first; when the prompt asks for an image, this plugin replaces it.
 MANIFEST = Manifest(requires_scores=("wants_image",), after=("tags",), settings=ImageSettings)
-SETTINGS = web.AppKey("image.settings", ImageSettings)
 
 
-@hookimpl
-def router_startup(app: web.Application, settings: ImageSettings) -> None:
-    app[SETTINGS] = settings
+def _model_name(model: str) -> None:
+    if "/" not in model or model.startswith("/") or model.endswith("/"):
+        raise ValueError(f"expected 'provider/model', got {model!r}")
 
 
 @hookimpl
 def gateway_fields():
-    return {"imageGenerationModel": str}
-
-
-@hookimpl
-def pre_request(ctx: RequestContext) -> None:
-    model = ctx.gateway.get("imageGenerationModel")
-    if model is not None and ("/" not in model or model.startswith("/") or model.endswith("/")):
-        raise BadRequest(
-            f"Invalid value for 'gateway.imageGenerationModel': expected 'provider/model', got {model!r}.",
-            param="gateway.imageGenerationModel",
-            code="invalid_gateway_field",
-        )
+    return {"imageGenerationModel": GatewayField(str, check=_model_name)}
 
 
 @hookimpl
@@ -85,7 +73,7 @@ async def serve_request(ctx: RequestContext, routes: list[Route]) -> Reply | Non
             param="gateway.imageGenerationModel",
             code="no_image_provider",
         )
-    options = {k: v for k, v in attrs.asdict(ctx.app[SETTINGS]).items() if v is not None}
+    options = {k: v for k, v in attrs.asdict(ctx.settings("image")).items() if v is not None}
     prompt = ctx.call.prompt
 
     async def generate(route: Route) -> GeneratedImage:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from aiohttp import web
 
 from router_core import FILE, MEDIA_KINDS, TEXT, Manifest, Part, RequestContext, hookimpl
-from router_plugins.tokens import count_text, media_tokens, record_saved
-from router_plugins.words import last_user_index
+from router_lib.tokens import count_text, media_tokens
+from router_lib.words import last_user_index
 
 
 @attrs.frozen
@@ -28,15 +27,6 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: bool}
 
 
-# [plugins.media] threshold, validated by the core, kept per app.
-THRESHOLD_KEY = web.AppKey("media.threshold", float)
-
-
-@hookimpl
-def router_startup(app: web.Application, settings: MediaSettings) -> None:
-    app[THRESHOLD_KEY] = settings.threshold
-
-
 @hookimpl
 async def pre_request(ctx: RequestContext) -> None:
     if not ctx.gateway.get(FIELD):
@@ -47,7 +37,7 @@ async def pre_request(ctx: RequestContext) -> None:
     if not earlier:
         return
     relevance = (await ctx.scores("media_relevance")).get("media_relevance", {})
-    threshold = ctx.app[THRESHOLD_KEY]
+    threshold = ctx.settings("media").threshold
     model, saved, removed, kept = ctx.call.model, 0, [], []
     for i, j in earlier:
         key = f"{i}:{j}"
@@ -62,7 +52,7 @@ async def pre_request(ctx: RequestContext) -> None:
         removed.append(key)
     ctx.plugin_state["media"] = {"removed": removed, "kept": kept, "threshold": threshold, "tokens_saved": saved}
     if removed:
-        record_saved(ctx, "media", saved)
+        ctx.note_saved("media", saved)
 
 
 def _marker(part: Part) -> str:

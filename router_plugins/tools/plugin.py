@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 
 from router_core import Manifest, RequestContext, hookimpl
-from router_plugins.tokens import record_saved, tool_tokens
+from router_lib.tokens import tool_tokens
 
 from .select import dependencies, forced_names, forces_use, used_names
 
@@ -59,4 +59,4 @@ async def pre_request(ctx: RequestContext) -> None:
         "scores": {t: round(s, 3) for t, s in relevance.items()},
         "tokens_saved": saved,
     }
-    record_saved(ctx, "tools", saved)
+    ctx.note_saved("tools", saved)

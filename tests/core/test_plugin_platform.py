@@ -327,3 +327,20 @@ def test_core_knows_no_feature():
 
     assert not hasattr(router_core, "Scores")
     assert "gateway.tags" not in Path(pipeline.__file__).read_text()
+
+
+@pytest.mark.parametrize(
+    ("gateway", "expected"),
+    [
+        ({"planningTriggerScore": 2.0}, "gateway.planningTriggerScore: must be between 0 and 1, got 2.0"),
+        ({"imageGenerationModel": "dalle"}, "gateway.imageGenerationModel: expected 'provider/model', got 'dalle'"),
+    ],
+)
+async def test_a_gateway_field_check_covers_server_defaults_and_requests(make_gateway, upstream, gateway, expected):
+    raw = {**base_config(upstream.url), "plugins": {"enabled": ["scorer", "planning", "image"]}, "gateway": gateway}
+    with pytest.raises(ConfigError, match=expected):
+        create_app(parse_config(raw, env={}))
+    client = await make_gateway({"plugins": {"enabled": ["scorer", "planning", "image"]}})
+    resp = await client.post(CHAT, json={"model": "openai/gpt-4o", "messages": HI, "gateway": gateway})
+    error = (await resp.json())["error"]
+    assert resp.status == 400 and error["param"] == next(f"gateway.{k}" for k in gateway)

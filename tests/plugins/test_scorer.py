@@ -10,13 +10,13 @@ import pytest
 
 from router_core import IMAGE, Call, Config, Message, Part, RequestContext, Tool
 from router_lib.embedding import EMBEDDER
+from router_lib.words import CACHED_TEXT_CHARS, last_user_index, stem
 from router_plugins.scorer import context, plugin
 from router_plugins.scorer.complexity import complexity
 from router_plugins.scorer.embed import PROMPT_CHARS, embedder
 from router_plugins.scorer.image_intent import wants_image
 from router_plugins.scorer.intent import match_tags
 from router_plugins.tags.plugin import Tag
-from router_plugins.words import CACHED_TEXT_CHARS, last_user_index, stem
 
 DATA = Path(__file__).parent.parent / "data" / "scorer"
 
