@@ -104,6 +104,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
     ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
+    ctx.upstream_reply_id = reply.id
     reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
     if ctx.wants_reply:
