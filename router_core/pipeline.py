@@ -322,6 +322,7 @@ async def translate(
             await write_pieces(resp, rt, ctx, dialect, encoder, piece)
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
+    ctx.upstream_reply_id = decoder.reply_id
     if collected is not None:
         await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)
