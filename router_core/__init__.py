@@ -6,6 +6,7 @@ from .call import (
     FILE,
     IMAGE,
     MEDIA_KINDS,
+    REASONING,
     TEXT,
     Call,
     Message,
@@ -21,6 +22,7 @@ from .call import (
 )
 from .config import Config
 from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
+from .dialects import Dialect, StreamDecoder, StreamEncoder
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
 from .images import GeneratedImage
 from .plugins import Manifest, hookimpl
@@ -33,10 +35,14 @@ __all__ = [
     "FILE",
     "IMAGE",
     "MEDIA_KINDS",
+    "REASONING",
     "TEXT",
     "BadRequest",
     "Call",
     "Config",
+    "Dialect",
+    "StreamDecoder",
+    "StreamEncoder",
     "GatewayError",
     "GatewayField",
     "GeneratedImage",

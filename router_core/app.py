@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +16,12 @@ import orjson
 from aiohttp import web
 
 from .config import Config, ConfigError
-from .dialects import chat, responses
+from .dialects import Dialect, chat, responses
 from .errors import (
     Forbidden,
     GatewayError,
     MethodNotAllowed,
+    ModelNotFound,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -41,10 +41,25 @@ OPEN_PATHS = frozenset({"/healthz"})
 CONNECTIONS_PER_HOST = 256
 
 
-def json_error(error: GatewayError) -> web.Response:
-    resp = web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+# The dialect each POST path speaks, so an error (auth included) is rendered in the client's shape.
+ROUTE_DIALECTS = web.AppKey("route_dialects", dict)
+
+
+def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Response:
+    body = dialect.error_body(error) if dialect is not None else error.body()
+    resp = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
     resp[ERROR_CODE] = error.code or error.type  # for the request's Outcome
     return resp
+
+
+def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
+    """Answer ``POST path`` in ``dialect`` through the request pipeline (a plugin's ingress, e.g. /v1/messages)."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        return await handle(request, dialect)
+
+    app[ROUTE_DIALECTS][path] = dialect
+    app.router.add_post(path, endpoint, name=dialect.name)
 
 
 @web.middleware
@@ -54,11 +69,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except (PayloadTooLarge, RequestTimeout) as error:
         # The rest of the body is not worth reading: answer and hang up.
-        resp = json_error(error)
+        resp = json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
         resp.force_close()
         return resp
     except GatewayError as error:
-        return json_error(error)
+        return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
@@ -90,6 +105,9 @@ def auth_middleware(keys: tuple[str, ...]):
         if request.path not in OPEN_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, key = header.partition(" ")
+            dialect = request.app[ROUTE_DIALECTS].get(request.path)
+            if not header and dialect is not None and dialect.key_header in request.headers:
+                scheme, key = "bearer", request.headers[dialect.key_header]
             # surrogateescape: a header with stray bytes is a wrong key, not a crash
             offered = hashlib.sha256(key.strip().encode("utf-8", "surrogateescape")).digest()
             matched = False
@@ -172,6 +190,18 @@ def describe_providers(config: Config) -> None:
             log.info("provider %s (%s) ready%s", name, p.kind, ", zero data retention" if p.zdr else "")
 
 
+def point_at_a_model(routes: Routes, config: Config) -> None:
+    """Tell a newcomer which model answers right now, offline if an echo provider is configured."""
+    listed = listed_models(routes, config)
+    offline = next((m for m, owner in listed.items() if config.providers[owner].kind == "echo"), None)
+    if offline:
+        log.info("try model %r: it answers offline with the request the gateway would send upstream", offline)
+    elif listed:
+        log.info("models that can answer now: %s", ", ".join(listed))
+    else:
+        log.warning("no model can answer: every provider lacks its API key (GET /v1/models lists what can)")
+
+
 def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> web.Application:
     """Build the gateway.  Raises ConfigError for anything wrong in the config."""
     host = PluginHost(config, list(extra_plugins))
@@ -194,6 +224,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
             describe_providers(config)
             await host.start(app, config)  # a plugin that cannot start stops the gateway
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
+            point_at_a_model(app[RUNTIME].routes, config)
             # Everything built so far lives as long as the process: keep the collector from
             # re-scanning it on every full collection (pauses that show up as p99 latency).
             gc.collect()
@@ -202,33 +233,62 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
             await host.stop(app)
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/responses", responses_endpoint, name="responses")
-    app.router.add_post("/v1/chat/completions", chat_endpoint, name="chat")
+    app[ROUTE_DIALECTS] = {}
+    serve_dialect(app, "/v1/responses", responses.DIALECT)
+    serve_dialect(app, "/v1/chat/completions", chat.DIALECT)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
     return app
 
 
-async def responses_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, responses)
+# The model an echo provider is listed under (it answers any name): what a newcomer can try offline.
+ECHO_DEMO_MODEL = "demo"
 
 
-async def chat_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, chat)
+def servable(routes: Routes, model: str) -> str | None:
+    """The provider that would answer ``model`` now (the first route with its key present), or None."""
+    try:
+        candidates = routes.for_model(model)
+    except ModelNotFound:
+        return None
+    return next((r.name for r in candidates if r.provider.unavailable is None), None)
+
+
+def listed_models(routes: Routes, config: Config) -> dict[str, str]:
+    """What ``/v1/models`` lists: model id → the provider that would answer it now.
+
+    The configured ``[models]``, every provider's ``serves``, and each echo provider's demo
+    model; a model whose every provider lacks its key is left out (it could only answer 503).
+    """
+    listed: dict[str, str] = {}
+    candidates = [*config.models, *(m for p in config.providers.values() for m in p.serves)]
+    candidates += [f"{name}/{ECHO_DEMO_MODEL}" for name, p in config.providers.items() if p.kind == "echo"]
+    for model in candidates:
+        owner = servable(routes, model)
+        if owner is not None:
+            listed.setdefault(model, owner)
+    return listed
+
+
+def model_object(model: str, owner: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": owner}
 
 
 async def list_models(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    seen: dict[str, str] = {}
-    for model in rt.config.models:
-        seen.setdefault(model, model.partition("/")[0])
-    for name, provider in rt.config.providers.items():
-        for model in provider.serves:
-            seen.setdefault(model, name)
-    created = int(time.time())
-    data = [{"id": m, "object": "model", "created": created, "owned_by": owner} for m, owner in seen.items()]
+    data = [model_object(m, owner) for m, owner in listed_models(rt.routes, rt.config).items()]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model, if a request for it would be served now (an echo provider serves any name)."""
+    model = request.match_info["model"]
+    owner = servable(request.app[RUNTIME].routes, model)
+    if owner is None:
+        raise ModelNotFound(f"The model '{model}' does not exist or no provider with its key can serve it.")
+    return web.Response(body=orjson.dumps(model_object(model, owner)), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:

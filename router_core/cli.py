@@ -168,7 +168,7 @@ async def _explain(config: Config, body: dict) -> None:
 
     try:
         rt = app[RUNTIME]
-        codec = chat if "messages" in body else responses
+        codec = chat.DIALECT if "messages" in body else responses.DIALECT
         ctx = RequestContext(
             call=codec.decode_request(body),
             gateway=rt.schema.parse(body.get("gateway")),
@@ -180,7 +180,7 @@ async def _explain(config: Config, body: dict) -> None:
         )
         await rt.host.call("pre_request", ctx=ctx)
         scores = await ctx.scores(*rt.host.score_sources)  # every score the enabled plugins give
-        print(f"dialect: {codec.NAME}   requested model: {body.get('model') or '(none)'}")
+        print(f"dialect: {codec.name}   requested model: {body.get('model') or '(none)'}")
         print("scores:")
         for name, value in scores.items():
             print(f"  {name}: {value}   (from {' or '.join(rt.host.score_sources[name])})")

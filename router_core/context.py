@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,6 +14,7 @@ _UNSCORED = object()  # asked for, but no scorer gave it
 
 if TYPE_CHECKING:
     from .config import Config
+    from .dialects import Dialect
     from .providers import Provider
 
 
@@ -88,12 +88,12 @@ class Outcome:
 class ReplyBody:
     """A complete answer in the client's dialect, with dialect-neutral helpers."""
 
-    codec: ModuleType
+    codec: Dialect
     body: dict[str, Any]
 
     @property
     def dialect(self) -> str:
-        return self.codec.NAME
+        return self.codec.name
 
     def map_text(self, fn: Callable[[str], str], arguments: Callable[[str], str] | None = None) -> None:
         """Rewrite every piece of output text with ``fn``, tool-call arguments (JSON text) with ``arguments`` or ``fn``."""
@@ -130,6 +130,11 @@ class RequestContext:
     plugin_state: dict[str, Any] = attrs.field(factory=dict)
     wants_stream_events: bool = False
     debug: bool = False
+    # The answer's id, minted by the gateway (``gen_…``) before any hook runs: what the
+    # client sees, streamed or not, and what a response store keeps it under.
+    reply_id: str = ""
+    # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
+    wants_reply: bool = False
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None

@@ -179,6 +179,18 @@ def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
 
 
 @hookspec
+def reply_complete(ctx: RequestContext, reply: Reply) -> None:
+    """Called once the whole answer is known, before its last byte reaches the client; returns nothing.
+
+    Only for requests where a plugin set ``ctx.wants_reply`` in ``pre_request``.
+    :param reply: the canonical :class:`router_core.Reply` as the upstream (or a
+        ``serve_request`` plugin) gave it, before ``post_response`` / ``on_stream_event``
+        rewrote it; ``reply.id`` is ``ctx.reply_id``. For a store: the client may send a
+        follow-up as soon as it has the answer, so persist before returning.
+    """
+
+
+@hookspec
 def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece] | None:
     """Called for each piece of a streamed answer, if ``ctx.wants_stream_events`` is set.
 

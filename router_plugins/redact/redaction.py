@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import functools
+import re
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -69,6 +71,34 @@ def _add(spans: list[list[int]], start: int, end: int) -> None:
     spans.append([start, end])
 
 
+_NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
+# A chunk with more non-ASCII characters than this (Chinese, Russian …) is seeded in
+# sub-blocks instead of through a byte → character offset table.
+MAX_OFFSET_TABLE = 2_048
+
+
+def _char_offsets(chunk: str) -> Callable[[int], int] | None:
+    """UTF-8 byte offset → character offset in ``chunk``, or ``None`` when too costly to build."""
+    if chunk.isascii():
+        return lambda b: b
+    ends: list[int] = []  # byte offset just after each multi-byte character
+    extra: list[int] = []  # bytes beyond one per character, up to and including it
+    total = 0
+    for n, m in enumerate(_NON_ASCII_CHAR.finditer(chunk)):
+        if n == MAX_OFFSET_TABLE:
+            return None
+        width = len(m.group().encode()) - 1
+        total += width
+        ends.append(m.start() + total + 1)
+        extra.append(total)
+
+    def offset(b: int) -> int:
+        k = bisect.bisect_right(ends, b)
+        return b - (extra[k - 1] if k else 0)
+
+    return offset
+
+
 def seeded_windows(text: str, detectors: Sequence[Detector]) -> dict[int, list[list[int]]]:
     """Detector index → the merged ``[start, end)`` windows of ``text`` around its seed's matches."""
     seeds = seed_set(tuple(detectors))
@@ -79,15 +109,17 @@ def seeded_windows(text: str, detectors: Sequence[Detector]) -> dict[int, list[l
         hits = seeds.Match(chunk)
         if not hits:
             continue
-        if chunk.isascii():
-            data = chunk.encode("ascii")
+        offset = _char_offsets(chunk)
+        if offset is not None:
+            data = chunk.encode()
             for index in hits:
                 spans = windows.setdefault(index, [])
                 for n, m in enumerate(seed_pattern(detectors[index]).finditer(data)):
                     if n == DENSE:  # searched whole
                         _add(spans, max(0, base - MARGIN), min(len(text), base + len(chunk) + MARGIN))
                         break
-                    _add(spans, max(0, base + m.start() - MARGIN), min(len(text), base + m.end() + MARGIN))
+                    start, end = base + offset(m.start()), base + offset(m.end())
+                    _add(spans, max(0, start - MARGIN), min(len(text), end + MARGIN))
             continue
         for j in range(0, len(chunk), SUB_BLOCK):
             sub_base = max(0, j - MARGIN)

@@ -107,7 +107,7 @@ _PEM_BODY = r"[A-Za-z0-9+/=\s:,\\]*+(?:-(?!----)[A-Za-z0-9+/=\s:,\\]*+)*+"
 _PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY)-----" + _PEM_BODY + r"(?:-----END \1-----)?")
 # scheme://user:PASSWORD@host: only the password goes.
 # Searched from the "://" (a literal), not from every letter of a scheme-like run.
-_URL_PASSWORD = re.compile(r"(?<=[A-Za-z0-9+.\-])://[^\s:/@\"'<>]*+:([^\s@/\"'<>]++)@")
+_URL_PASSWORD = re.compile(r"(?<=[A-Za-z0-9+.\-])://[^\s:/@\"'<>\[\]]*+:([^\s@/\"'<>\[\]]++)@")
 # ---------------------------------------------------------------- secrets by context
 # A name that says "secret" followed by an assignment, in any of the forms configs and
 # code use: NAME=v (env), NAME: v (YAML), "NAME": "v" (JSON), NAME = "v" (code),
@@ -124,9 +124,12 @@ _NAMED = re2.compile(
     r"([\"']?[ \t]*(?:=>|:=|=|:)[ \t]*|>|[ \t]+)"
 )
 # Names whose value is a secret whatever it looks like (once it is not code).
+# A strong word must end the name ("PGPASSWORD", "client_secret", "SecretAccessKey"):
+# "password_file", "GetPassWarning" and "secret_name" hold other things.
 _STRONG = re.compile(
-    r"pass(?:word|wd|phrase|code)?|pwd|secret|credential|privatekey|signingkey|encryptionkey|apikey|accesskey"
-    r"|(?:auth|access|api|refresh|bearer|session|id|bot|personalaccess)token"
+    r"(?:password|passwd|passphrase|passcode|pwd|secret|credentials?|privatekey|signingkey|encryptionkey|apikey"
+    r"|(?:secret|password)(?:key|token|value)"
+    r"|accesskey|secretaccesskey|(?:auth|access|api|refresh|bearer|session|bot|personalaccess)token)\d*$"
 )
 # Names whose value is a secret when it also looks like one (high entropy): *_KEY,
 # *_TOKEN, AUTH … ("sort_key", "max_tokens", "token_count" hold ordinary values).
@@ -138,22 +141,47 @@ _NOT_SECRET_NAMES = re.compile(
 )
 # The value: quoted, or up to a blank; "&next=" ends an unquoted value in a query string.
 _QUOTED = re.compile(r"\"((?:[^\"\\\n]|\\.){1,256})\"|'([^'\n]{1,256})'|`([^`\n]{1,256})`")
-_BARE = re.compile(r"[^\s\"'`,;<>(){}\[\]]{1,256}")
+_BARE = re.compile(r"[^\s\"'`,;<>]{1,256}")
 # Code on the right-hand side: a dotted name, maybe called or subscripted; a type; a
 # template or variable reference; a literal keyword.
-_CODE = re.compile(
-    r"(?:[A-Za-z_][A-Za-z0-9_]*\.)+[A-Za-z_][A-Za-z0-9_]*[(\[]?|[A-Za-z_][A-Za-z0-9_]*[(\[]"
-    r"|(?:str|bytes|int|bool|float|None|none|null|nil|true|false|True|False|SecretStr|Optional|string|undefined"
+# Code on the right-hand side, not a secret: a keyword or type, a template or variable
+# reference, an attribute (settings.SECRET_KEY), or a call or subscript whose bracket
+# closes on the same line (os.environ["X"], get_secret()); "i(eTnl1k" is a password.
+_CODE_WORDS = re.compile(
+    r"(?:str|bytes|int|bool|float|None|none|null|nil|true|false|True|False|SecretStr|Optional|string|undefined"
     r"|required|optional|self|this|os|env|getenv|input|getpass|raise|return|if|not|and|or|is|in|def|lambda"
     r"|redacted|REDACTED|changeme|xxx+|XXX+|\*+|\.\.\.|<[^>]*>?)$"
-    r"|[$%{<]|.*\$\{|\{\{"
+    r"|\$\{|\$\(|\$[A-Za-z_]\w*$|%\(\w+\)[sdr]|%[sdr]$|\{\{|\{[A-Za-z_]\w*\}$|.*\$\{"
 )
+_ATTRIBUTE = re.compile(r"(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*")
+_CALL = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*([(\[])")
+
+
+def is_code(text: str, start: int, value: str) -> bool:
+    """Whether the right-hand side starting at ``text[start]`` (read as ``value``) is code."""
+    if _CODE_WORDS.match(value) or _ATTRIBUTE.fullmatch(value):
+        return True
+    call = _CALL.match(text, start)
+    if call is None:
+        return False
+    opener = call.group(1)
+    closer = ")" if opener == "(" else "]"
+    depth = 0
+    for ch in text[call.end() - 1 : call.end() + 256]:
+        if ch == "\n":
+            return False
+        depth += (ch == opener) - (ch == closer)
+        if depth == 0:
+            return True
+    return False
+
 
 # "the password is hunter2", "my api key was: X", "PIN is 1234": prose, not an assignment.
 _PROSE = re2.compile(
-    r"(?i)\b(?:password|passwd|passphrase|passcode|pwd|secret|api[ _\-]?key|access key|token|pin)"
-    r"(?:\s+(?:for|of|to)\s+[\w.@\-]{1,64})?\s+(?:is|was|are|=|:|reads|remains|set to|changed to)\s*:?\s+"
+    r"(?i)\b(password|passwd|passphrase|passcode|pwd|secret|api[ _\-]?key|access key|token|pin)"
+    r"(?:\s+(?:for|of|to)\s+[\w.@\-]{1,64})?\s+(?:is|was|are|reads|remains|set to|changed to)\s*:?\s+"
 )
+_PROSE_STRONG = frozenset({"password", "passwd", "passphrase", "passcode", "pwd", "secret"})
 _PROSE_VALUE = re.compile(r"[\"'`“‘]?([^\s\"'`”’]{4,128})")
 
 # Basic credentials: "Authorization: Basic <base64 of user:password>", curl -u user:pass.
@@ -172,15 +200,34 @@ def entropy(value: str) -> float:
 
 
 def looks_random(value: str) -> bool:
-    """A value shaped like a generated key: long, mixed letters and digits, high entropy."""
-    if len(value) < 16 or " " in value:
+    """A value shaped like a generated key or password: long enough, letters and digits, high entropy."""
+    if len(value) < 12 or " " in value:
         return False
     has_digit = any(ch.isdigit() for ch in value)
     has_alpha = any(ch.isalpha() for ch in value)
     if not (has_digit and has_alpha):
         return False
+    if len(value) < 16:  # short: it must also mix cases or carry a symbol, as passwords do
+        if value.isalnum() and (value.islower() or value.isupper()):
+            return False
+        return entropy(value) >= 3.2
     hexadecimal = all(ch in "0123456789abcdefABCDEF" for ch in value)
     return entropy(value) >= (3.0 if hexadecimal else 3.5)
+
+
+# Values that stand for a secret in documentation: "password", "TOKEN", "my_secret_key",
+# "a secret", "hf_jwt_…". A real one has a digit (placeholders rarely do).
+_PLACEHOLDER = re.compile(
+    r"(?i).*(?:pass|pwd|secret|token|key|example|changeme|placeholder|your|xxx).*|[A-Z_]+|<.*>|\{.*\}"
+)
+
+
+def is_placeholder(value: str) -> bool:
+    return (
+        "…" in value
+        or "..." in value
+        or (not any(ch.isdigit() for ch in value) and bool(_PLACEHOLDER.fullmatch(value)))
+    )
 
 
 def _name_kind(name: str) -> str | None:
@@ -208,17 +255,23 @@ def _value_at(text: str, pos: int) -> tuple[int, int] | None:
     value = m.group()
     cut = re.search(r"&[A-Za-z_][\w.\-]*=", value)  # a query string's next parameter
     end = m.start() + (cut.start() if cut else len(value))
+    while (
+        end > m.start()
+        and text[end - 1] in ")]}"
+        and text.count("([{"[")]}".index(text[end - 1])], m.start(), end) < text.count(text[end - 1], m.start(), end)
+    ):
+        end -= 1  # a closer that the value did not open: "f(password=pw)"
     while end > m.start() and text[end - 1] in ".!?:":  # sentence punctuation
         end -= 1
     return (m.start(), end) if end > m.start() else None
 
 
-def _secret_value(value: str, quoted: bool, kind: str) -> bool:
-    if not value or len(value) > 256:
+def _secret_value(text: str, start: int, value: str, quoted: bool, kind: str) -> bool:
+    if not value or len(value) > 256 or is_placeholder(value):
         return False
-    if not quoted and _CODE.match(value):
+    if not quoted and is_code(text, start, value):
         return False
-    if quoted and (_CODE.fullmatch(value) is not None and not any(c.isdigit() for c in value) and len(value) < 4):
+    if quoted and len(value) < 4 and _CODE_WORDS.fullmatch(value):
         return False
     if kind == "strong":
         return len(value) >= 3 and not value.startswith(("${", "{{", "%(", "$("))
@@ -238,6 +291,8 @@ def find_assignments(text: str) -> Iterator[tuple[int, int]]:
         kind = _name_kind(name)
         if kind is None:
             continue
+        if flag and flag.startswith("-") and re.search(r"(?i)(?:token|api.?key)$", name):
+            kind = "strong"  # --token X, --api-key X: a flag's value is what it names
         span = _value_at(text, m.end())
         if span is None:
             continue
@@ -254,7 +309,7 @@ def find_assignments(text: str) -> Iterator[tuple[int, int]]:
                 start, end = span
                 quoted = start > 0 and text[start - 1] in "\"'`"
                 value = text[start:end]
-        if _secret_value(value, quoted, kind):
+        if _secret_value(text, start, value, quoted, kind):
             yield start, end
     for m in _PROSE.finditer(text):
         v = _PROSE_VALUE.match(text, m.end())
@@ -262,8 +317,17 @@ def find_assignments(text: str) -> Iterator[tuple[int, int]]:
             continue
         value = v.group(1).rstrip(".,;:!?)")
         quoted = v.group().startswith(('"', "'", "`", "“", "‘"))
-        # Prose needs a value that cannot be an ordinary word: quoted, or with a digit or symbol.
-        if quoted or (any(not ch.isalpha() for ch in value) and not _CODE.match(value)):
+        if not quoted and is_code(text, v.start(1), value):
+            continue
+        word = m.group(1).lower()
+        if word in _PROSE_STRONG:
+            # A value that cannot be an ordinary word: quoted, or with a digit or symbol.
+            found = quoted or any(not ch.isalpha() for ch in value)
+        elif word == "pin":
+            found = value.isdigit() and 4 <= len(value) <= 8
+        else:  # "the token is …", "the api key was …": a key-shaped value
+            found = len(value) >= 8 and any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+        if found:
             yield v.start(1), v.start(1) + len(value)
 
 
@@ -294,10 +358,10 @@ TOKEN_SEED = (
     r"|(?i:pass|pwd|secret|credential|key|token|auth|sig)[\w.\-]*[\"'>]?[ \t]*[:=]"
     # prose: "the password (for x) is …" — strong words only
     r"|\b(?i:password|passwd|passphrase|passcode|pwd|secret|api[ _\-]?key|access key|token|pin)"
-    r"(?:\s+(?:for|of|to)\s+\S{1,64})?\s+(?i:is|was|are|=|:|reads|remains|set to|changed to)\s"
+    r"(?:\s+(?:for|of|to)\s+\S{1,64})?\s+(?i:is|was|are|reads|remains|set to|changed to)\s"
     # --flag value, -u user:pass, Basic <base64 with a digit, a symbol or padding>
     r"|(?:^|\s)--?[\w.\-]*(?i:pass|pwd|secret|key|token|auth)[\w.\-]*[ =]|(?:^|\s)(?:-u|--user)\s"
-    r"|[Bb]asic\s+[A-Za-z0-9+/]*[0-9+/=]"
+    r"|[Bb]asic\s+[A-Za-z0-9+/]*[0-9+/=]|<[\w.\-]*(?i:pass|pwd|secret|key|token|auth)[\w.\-]*>"
 )
 
 
@@ -316,7 +380,8 @@ def find_tokens(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), m.end(), "token", f"-----BEGIN {label}----- {SECRET} -----END {label}-----")
     if "://" in text:
         for m in _URL_PASSWORD.finditer(text):
-            yield Finding(m.start(1), m.end(1), "token", SECRET)
+            if not is_placeholder(m.group(1)):  # scheme://user:PASSWORD@host in documentation
+                yield Finding(m.start(1), m.end(1), "token", SECRET)
     for start, end in find_assignments(text):
         yield Finding(start, end, "token", SECRET)
     for start, end in find_basic(text):

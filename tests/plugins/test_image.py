@@ -88,6 +88,21 @@ async def test_bad_image_model_is_400(make_gateway):
     assert err.value.body["param"] == "gateway.imageGenerationModel"
 
 
+async def test_streamed_image_answers_carry_the_image(make_gateway, images):
+    client = sdk(await make_gateway(CONFIG))
+    stream = await client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "generate an image of a sunset"}], stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "![image](data:image/png;base64,aW1hZ2U=)"
+    async with client.responses.stream(model="openai/gpt-4o", input="draw a red fox in the snow") as events:
+        kinds = [e.type async for e in events]
+        final = await events.get_final_response()
+    assert "response.output_item.done" in kinds
+    item = final.output[0]
+    assert item.type == "image_generation_call" and item.result == "aW1hZ2U="
+
+
 # ---------------------------------------------------------------- the images capability, offline and guarded
 
 
