@@ -335,7 +335,10 @@ class PluginHost:
         return bool(self.impls(hook))
 
     def _failed(self, impl: pluggy.HookImpl, exc: Exception) -> None:
-        """A plugin raised something other than a GatewayError: refuse (fail closed) or skip it."""
+        """A plugin raised: a GatewayError goes to the client; anything else refuses the request
+        (a fail-closed plugin) or skips the plugin (``None``: no result)."""
+        if isinstance(exc, GatewayError):
+            raise exc
         name = impl.plugin_name
         self.failures[name] += 1
         if getattr(impl.plugin, "FAIL_CLOSED", False):
@@ -357,20 +360,14 @@ class PluginHost:
     def _run_sync(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def _run_async(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return await impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         """Call one implementation with the arguments it names, awaiting it if it is async."""
