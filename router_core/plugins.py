@@ -265,6 +265,10 @@ class PluginHost:
         kinds = set(BUILTIN_PROVIDERS) | set(self.provider_kinds)
         errors = []
         unmet = "which no enabled plugin provides"
+        scorers = {impl.plugin_name for impl in self.impls("score_request")}
+        for name, manifest in self.manifests.items():
+            if manifest.provides_scores and name not in scorers:
+                errors.append(f"plugin {name!r}: declares provides_scores but implements no score_request")
         for name, manifest in self.manifests.items():
             where = f"plugins.enabled: {name!r} requires"
             for other in manifest.requires_plugins:

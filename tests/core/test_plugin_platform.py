@@ -344,3 +344,13 @@ async def test_a_gateway_field_check_covers_server_defaults_and_requests(make_ga
     resp = await client.post(CHAT, json={"model": "openai/gpt-4o", "messages": HI, "gateway": gateway})
     error = (await resp.json())["error"]
     assert resp.status == 400 and error["param"] == next(f"gateway.{k}" for k in gateway)
+
+
+class Boasts:
+    MANIFEST = Manifest(provides_scores=("complexity",))
+
+
+def test_providing_scores_needs_a_score_request(upstream):
+    assert "plugin 'boasts': declares provides_scores but implements no score_request" in refused(
+        upstream, plugins=[("boasts", Boasts())]
+    )
