@@ -431,7 +431,11 @@ class PluginHost:
             if result is None:
                 continue
             if not isinstance(result, dict):
-                log.warning("plugin %s: score_request returned %s, not a dict; ignored", impl.plugin_name, type(result))
+                log.warning(
+                    "plugin %s: score_request returned a %s, not a dict; ignored",
+                    impl.plugin_name,
+                    type(result).__name__,
+                )
                 continue
             for name in offers:
                 if name in result and name not in got:
