@@ -354,3 +354,13 @@ def test_providing_scores_needs_a_score_request(upstream):
     assert "plugin 'boasts': declares provides_scores but implements no score_request" in refused(
         upstream, plugins=[("boasts", Boasts())]
     )
+
+
+def test_check_lists_what_each_plugin_declares():
+    root = Path(__file__).parents[2]
+    cli = [sys.executable, "-m", "router_core.cli", "check", "--config", str(root / "plugins.toml")]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=60).stdout
+    tags = out[out.index("  tags:") : out.index("  image:")]
+    assert "requires scores: tag, tag_scores, complexity" in tags and "provides gateway fields: tags" in tags
+    assert "after: tags" in out[out.index("  planning:") :]
+    assert "settings: [plugins.history] (Limits, validated)" in out
