@@ -2,11 +2,8 @@
 
 from . import hookspecs
 
-# The canonical conversation: part kinds, the Call and its pieces, the answer and its stream.
-from .call import AUDIO, FILE, IMAGE, MEDIA_KINDS, REASONING, TEXT
-
-# isort: split
-from .call import Call, Message, Part, Tool, ToolCall
+# The canonical conversation model: what a request is, then what an answer is.
+from .call import AUDIO, FILE, IMAGE, MEDIA_KINDS, REASONING, TEXT, Call, Message, Part, Tool, ToolCall
 
 # isort: split
 from .call import Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
