@@ -226,21 +226,19 @@ def test_a_bad_settings_table_is_a_startup_error(upstream, tables, expected):
     assert expected in refused(upstream, enabled, **tables)
 
 
-@pytest.mark.parametrize(
-    ("table", "expected"),
-    [
-        ('[plugins.history]\nmax_chars = "lots"\n', "plugins.history.max_chars: expected an integer, got str"),
-        ('[plugins.redact]\nmode = "masked"\n', "plugins.redact.mode: 'mode' must be in ('mask', 'restore')"),
-    ],
-)
 @pytest.mark.parametrize("command", ["check", "serve"])
-def test_check_and_serve_refuse_the_same_table(tmp_path, command, table, expected):
+def test_check_and_serve_refuse_the_same_tables(tmp_path, command):
     path = tmp_path / "plugins.toml"
-    path.write_text(f'[plugins]\nenabled = ["redact", "scorer", "history"]\n{table}')
+    path.write_text(
+        '[plugins]\nenabled = ["redact", "scorer", "history"]\n'
+        '[plugins.history]\nmax_chars = "lots"\n[plugins.redact]\nmode = "masked"\n'
+    )
     port = ["--port", "0"] if command == "serve" else []
     cli = [sys.executable, "-m", "router_core.cli", command, "--config", str(path), *port]
     result = subprocess.run(cli, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "plugins.history.max_chars: expected an integer, got str" in result.stderr
+    assert "plugins.redact.mode: 'mode' must be in ('mask', 'restore')" in result.stderr
 
 
 # ---------------------------------------------------------------- scores by name
