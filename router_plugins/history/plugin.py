@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
@@ -30,6 +31,9 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
+# Conversations longer than this are compressed in a worker thread.
+THREAD_ABOVE = 64
+
 # [plugins.history] parsed once per app in router_startup.
 LIMITS = web.AppKey("history.limits", Limits)
 
@@ -52,7 +56,10 @@ async def pre_request(ctx: RequestContext) -> None:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    result = compress(ctx.call, ctx.app[LIMITS], scorer.loaded_embedder())
+    args = (ctx.call, ctx.app[LIMITS], scorer.loaded_embedder())
+    # A long conversation takes a while to judge turn by turn: off the event loop, so other
+    # requests are not held (the call is this request's own; the embedder only reads).
+    result = await asyncio.to_thread(compress, *args) if len(ctx.call.messages) > THREAD_ABOVE else compress(*args)
     # Media scores are keyed by message index: keep them pointing at the same parts.
     scores.media_relevance = {
         f"{result.index_map[int(i)]}:{j}": v
