@@ -100,6 +100,9 @@ async def try_routes(
             try:
                 result = await attempt(route)
             except UpstreamFailure as failure:
+                # Kept in ``failures`` while this frame is in its traceback: a cycle that would
+                # hold the failed attempt's buffers until a full garbage collection.
+                failure.__traceback__ = None
                 log.warning("route %s failed (attempt %d): %s", route, n + 1, failure.summary)
                 last = failure
                 if not failure.retryable:
