@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
+import hypothesis
 import openai
 import pytest
 
@@ -14,6 +16,12 @@ from router_core.gateway import deep_merge
 from router_core.server import Serving, bind
 from tests.fakes import FakeUpstream, fake_app
 from tests.services import postgres_url, redis_server  # noqa: F401  (fixtures for every test module)
+
+# The suite is deterministic: generated inputs come from a fixed seed. HYPOTHESIS_PROFILE=explore
+# draws fresh ones (and more of them) when hunting for new failures.
+hypothesis.settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("explore", max_examples=2000, deadline=None, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
