@@ -83,8 +83,8 @@ def upstream_main(port: int, stats_path: str) -> None:
 
     async def stream(request: web.Request, parts: list[bytes], cut: bool = False) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
         try:
+            await resp.prepare(request)
             for i, part in enumerate(parts):
                 await resp.write(part)
                 if cut and i == 2:
