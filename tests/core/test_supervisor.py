@@ -280,3 +280,27 @@ async def test_drain_deadline_bounds_the_exit(gateways, tmp_path, slow_upstream)
     with contextlib.suppress(aiohttp.ClientError):
         _, body = await stream
         assert body.count(b'"tick"') < 30  # cut at the deadline
+
+
+async def test_too_few_file_descriptors_for_the_connection_cap_stops_serve(tmp_path, slow_upstream):
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "router_core.cli",
+        "serve",
+        "--config",
+        str(write_config(tmp_path, slow_upstream)),
+        "--port",
+        "0",
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=low_limit,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"server.max_connections = 768 needs 1600 file descriptors" in err
+    assert b"at most 96" in err and b"listening" not in err
