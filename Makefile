@@ -10,7 +10,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m router_plugins.tokens.vocab
+	$(PY) -m router_lib.tokens.vocab
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -23,8 +23,8 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check router_core router_plugins tests bench
-	$(VENV)/bin/ruff format --check router_core router_plugins tests bench
+	$(VENV)/bin/ruff check router_core router_lib router_plugins tests bench
+	$(VENV)/bin/ruff format --check router_core router_lib router_plugins tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

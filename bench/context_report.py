@@ -12,15 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_core import Call, Config, RequestContext
 from router_core.dialects import chat
-from router_plugins.history import plugin as history_plugin
+from router_lib.tokens import encoding_name, message_tokens, tool_tokens
 from router_plugins.history.compress import Limits, compress
 from router_plugins.history.plugin import HistorySettings
 from router_plugins.history.plugin import pre_request as history
-from router_plugins.media import plugin as media_plugin
+from router_plugins.media.plugin import MediaSettings
 from router_plugins.media.plugin import pre_request as media
 from router_plugins.scorer import plugin as scorer
 from router_plugins.scorer.embed import embedder
-from router_plugins.tokens import encoding_name, message_tokens, tool_tokens
 from router_plugins.tools.plugin import ToolSettings
 from router_plugins.tools.plugin import pre_request as tools
 from tests.plugins.test_media import png
@@ -142,10 +141,10 @@ async def run(
     if "tools" in on:
         gateway["toolOptimization"] = ToolSettings(alwaysInclude=on["tools"])
 
-    async def score(ctx: RequestContext) -> Any:
-        return scorer.score_request(ctx)
+    async def score(ctx: RequestContext, wanted: set[str]) -> Any:
+        return scorer.score_request(ctx, frozenset(wanted))
 
-    ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, scorer=score)
+    ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, settings=SETTINGS, scorer=score)
     before = size(call)
     for hook in (history, media, tools):
         await hook(ctx)
@@ -209,12 +208,11 @@ def compress_ms(messages: list[dict[str, Any]], with_embeddings: bool, runs: int
 # What router_startup keeps per app, for the plugins this report calls directly.
 CONFIG = Config()
 APP: dict[Any, Any] = {}
+SETTINGS = {"history": Limits(), "media": MediaSettings()}  # the defaults, as the core would structure them
 
 
 async def main() -> None:
-    scorer.router_startup()
-    history_plugin.router_startup(APP, CONFIG)
-    media_plugin.router_startup(APP, CONFIG)
+    scorer.router_startup(APP)
     print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
     print("| conversation | tokens before | after | saved (x-router-tokens-saved) | what was kept |")
     print("|---|---:|---:|---|---|")

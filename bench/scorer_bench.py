@@ -16,7 +16,7 @@ from tests.plugins.test_scorer import band, load_images, load_prompts
 
 def main() -> None:
     t0 = time.perf_counter()
-    plugin.router_startup()
+    plugin.router_startup({})
     print(f"embedder load: {time.perf_counter() - t0:.2f} s")
     rows = load_prompts()
     tag_ok = band_ok = 0
@@ -29,10 +29,10 @@ def main() -> None:
                 call=Call("chat", "", [Message.of_text("user", prompt)]), gateway={"tags": tags}, config=Config()
             )
             start = time.perf_counter()
-            scores = plugin.score_request(ctx)
+            scores = plugin.score_request(ctx, frozenset({"tag", "tag_scores", "complexity"}))
             latencies.append((time.perf_counter() - start) * 1e6)
-            tag_ok += scores.tag == tag
-            band_ok += band(scores.complexity) == expected_band
+            tag_ok += scores["tag"] == tag
+            band_ok += band(scores["complexity"]) == expected_band
     images = load_images()
     got = [(label, plugin.wants_image(p)[0]) for label, p in images]
     tp = sum(a and b for a, b in got)

@@ -6,6 +6,7 @@ from .call import (
     FILE,
     IMAGE,
     MEDIA_KINDS,
+    REASONING,
     TEXT,
     Call,
     Message,
@@ -20,9 +21,11 @@ from .call import (
     Usage,
 )
 from .config import Config
-from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route, Scores
+from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
+from .dialects import Dialect, StreamDecoder, StreamEncoder
 from .errors import BadRequest, GatewayError, ModelNotFound, PolicyViolation, UpstreamError
-from .plugins import hookimpl
+from .images import GeneratedImage
+from .plugins import Manifest, hookimpl
 from .providers import Provider, UpstreamFailure
 from .streaming import sse_data
 from .upstream import try_routes
@@ -32,13 +35,19 @@ __all__ = [
     "FILE",
     "IMAGE",
     "MEDIA_KINDS",
+    "REASONING",
     "TEXT",
     "BadRequest",
     "Call",
     "Config",
+    "Dialect",
+    "StreamDecoder",
+    "StreamEncoder",
     "GatewayError",
     "GatewayField",
+    "GeneratedImage",
     "Message",
+    "Manifest",
     "ModelNotFound",
     "Outcome",
     "Part",
@@ -48,7 +57,6 @@ __all__ = [
     "ReplyBody",
     "RequestContext",
     "Route",
-    "Scores",
     "StreamEnd",
     "StreamPiece",
     "TextDelta",

@@ -6,10 +6,8 @@ import asyncio
 import gc
 import hashlib
 import hmac
-import inspect
 import ipaddress
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,11 +17,12 @@ import orjson
 from aiohttp import web
 
 from .config import Config, ConfigError
-from .dialects import chat, responses
+from .dialects import Dialect, chat, responses
 from .errors import (
     Forbidden,
     GatewayError,
     MethodNotAllowed,
+    ModelNotFound,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -43,10 +42,25 @@ OPEN_PATHS = frozenset({"/healthz"})
 CONNECTIONS_PER_HOST = 256
 
 
-def json_error(error: GatewayError) -> web.Response:
-    resp = web.Response(status=error.status, body=orjson.dumps(error.body()), content_type="application/json")
+# The dialect each POST path speaks, so an error (auth included) is rendered in the client's shape.
+ROUTE_DIALECTS = web.AppKey("route_dialects", dict)
+
+
+def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Response:
+    body = dialect.error_body(error) if dialect is not None else error.body()
+    resp = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
     resp[ERROR_CODE] = error.code or error.type  # for the request's Outcome
     return resp
+
+
+def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
+    """Answer ``POST path`` in ``dialect`` through the request pipeline (a plugin's ingress, e.g. /v1/messages)."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        return await handle(request, dialect)
+
+    app[ROUTE_DIALECTS][path] = dialect
+    app.router.add_post(path, endpoint, name=dialect.name)
 
 
 @web.middleware
@@ -56,11 +70,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except (PayloadTooLarge, RequestTimeout) as error:
         # The rest of the body is not worth reading: answer and hang up.
-        resp = json_error(error)
+        resp = json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
         resp.force_close()
         return resp
     except GatewayError as error:
-        return json_error(error)
+        return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         # The client went away while its answer was being written: nothing to answer, nothing
         # failed. Handled as the cancellation it is (aiohttp closes the connection quietly).
@@ -97,6 +111,9 @@ def auth_middleware(keys: tuple[str, ...]):
         if request.path not in OPEN_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, key = header.partition(" ")
+            dialect = request.app[ROUTE_DIALECTS].get(request.path)
+            if not header and dialect is not None and dialect.key_header in request.headers:
+                scheme, key = "bearer", request.headers[dialect.key_header]
             # surrogateescape: a header with stray bytes is a wrong key, not a crash
             offered = hashlib.sha256(key.strip().encode("utf-8", "surrogateescape")).digest()
             matched = False
@@ -156,32 +173,17 @@ def keyless_middleware():
 
 
 def provider_kinds(host: PluginHost) -> dict[str, type[Provider]]:
+    """The built-in provider kinds and those the plugins registered (the host checked the config's kinds)."""
     kinds: dict[str, type[Provider]] = dict(BUILTIN_PROVIDERS)
-    owners = {kind: "core" for kind in kinds}
-
-    def register(kind: str, cls: type[Provider], plugin: str) -> None:
+    for kind, (cls, plugin) in host.provider_kinds.items():
         if kind in kinds:
-            raise ConfigError([f"provider kind {kind!r} registered by both {owners[kind]!r} and {plugin!r}"])
-        kinds[kind], owners[kind] = cls, plugin
-
-    for impl in host.impls("register_providers"):
-        impl.function(lambda kind, cls, _p=impl.plugin_name: register(kind, cls, _p))
+            raise ConfigError([f"provider kind {kind!r} registered by both 'core' and {plugin!r}"])
+        kinds[kind] = cls
     return kinds
 
 
-def check_providers(config: Config, kinds: dict[str, type[Provider]]) -> None:
-    bad = [
-        f"providers.{name}.kind: unknown kind {p.kind!r} (known: {', '.join(sorted(kinds))})"
-        for name, p in config.providers.items()
-        if p.kind not in kinds
-    ]
-    if bad:
-        raise ConfigError(bad)
-
-
 def build_schema(config: Config, host: PluginHost) -> GatewaySchema:
-    fields = [(name, declared) for name, declared in host.call_startup("gateway_fields") if declared]
-    return GatewaySchema(fields, config.gateway, config.policy, host.names)
+    return GatewaySchema(host.gateway_fields, config.gateway, config.policy, host.names)
 
 
 def describe_providers(config: Config) -> None:
@@ -194,11 +196,22 @@ def describe_providers(config: Config) -> None:
             log.info("provider %s (%s) ready%s", name, p.kind, ", zero data retention" if p.zdr else "")
 
 
+def point_at_a_model(routes: Routes, config: Config) -> None:
+    """Tell a newcomer which model answers right now, offline if an echo provider is configured."""
+    listed = listed_models(routes, config)
+    offline = next((m for m, owner in listed.items() if config.providers[owner].kind == "echo"), None)
+    if offline:
+        log.info("try model %r: it answers offline with the request the gateway would send upstream", offline)
+    elif listed:
+        log.info("models that can answer now: %s", ", ".join(listed))
+    else:
+        log.warning("no model can answer: every provider lacks its API key (GET /v1/models lists what can)")
+
+
 def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> web.Application:
     """Build the gateway.  Raises ConfigError for anything wrong in the config."""
     host = PluginHost(config, list(extra_plugins))
     kinds = provider_kinds(host)
-    check_providers(config, kinds)
     schema = build_schema(config, host)
 
     middlewares: list[Any] = [finish_middleware(host), errors_middleware]
@@ -215,49 +228,73 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
         ) as session:
             app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
             describe_providers(config)
-            for impl in host.impls("router_startup"):
-                # Not host.run: a plugin that cannot start (a bad [plugins.x] table) must
-                # stop the gateway from serving, not be skipped.
-                started = impl.function(*[{"app": app, "config": config}[a] for a in impl.argnames])
-                if inspect.isawaitable(started):
-                    await started
+            await host.start(app, config)  # a plugin that cannot start stops the gateway
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
+            point_at_a_model(app[RUNTIME].routes, config)
             # Everything built so far lives as long as the process: keep the collector from
             # re-scanning it on every full collection (pauses that show up as p99 latency).
             gc.collect()
             gc.freeze()
             yield
-            for impl in host.impls("router_shutdown"):
-                await host.run(impl, {"app": app})
+            await host.stop(app)
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/responses", responses_endpoint, name="responses")
-    app.router.add_post("/v1/chat/completions", chat_endpoint, name="chat")
+    app[ROUTE_DIALECTS] = {}
+    serve_dialect(app, "/v1/responses", responses.DIALECT)
+    serve_dialect(app, "/v1/chat/completions", chat.DIALECT)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_get("/healthz", healthz)
     host.call_startup("register_routes", app=app)
     return app
 
 
-async def responses_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, responses)
+# The model an echo provider is listed under (it answers any name): what a newcomer can try offline.
+ECHO_DEMO_MODEL = "demo"
 
 
-async def chat_endpoint(request: web.Request) -> web.StreamResponse:
-    return await handle(request, chat)
+def servable(routes: Routes, model: str) -> str | None:
+    """The provider that would answer ``model`` now (the first route with its key present), or None."""
+    try:
+        candidates = routes.for_model(model)
+    except ModelNotFound:
+        return None
+    return next((r.name for r in candidates if r.provider.unavailable is None), None)
+
+
+def listed_models(routes: Routes, config: Config) -> dict[str, str]:
+    """What ``/v1/models`` lists: model id → the provider that would answer it now.
+
+    The configured ``[models]``, every provider's ``serves``, and each echo provider's demo
+    model; a model whose every provider lacks its key is left out (it could only answer 503).
+    """
+    listed: dict[str, str] = {}
+    candidates = [*config.models, *(m for p in config.providers.values() for m in p.serves)]
+    candidates += [f"{name}/{ECHO_DEMO_MODEL}" for name, p in config.providers.items() if p.kind == "echo"]
+    for model in candidates:
+        owner = servable(routes, model)
+        if owner is not None:
+            listed.setdefault(model, owner)
+    return listed
+
+
+def model_object(model: str, owner: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": owner}
 
 
 async def list_models(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    seen: dict[str, str] = {}
-    for model in rt.config.models:
-        seen.setdefault(model, model.partition("/")[0])
-    for name, provider in rt.config.providers.items():
-        for model in provider.serves:
-            seen.setdefault(model, name)
-    created = int(time.time())
-    data = [{"id": m, "object": "model", "created": created, "owned_by": owner} for m, owner in seen.items()]
+    data = [model_object(m, owner) for m, owner in listed_models(rt.routes, rt.config).items()]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model, if a request for it would be served now (an echo provider serves any name)."""
+    model = request.match_info["model"]
+    owner = servable(request.app[RUNTIME].routes, model)
+    if owner is None:
+        raise ModelNotFound(f"The model '{model}' does not exist or no provider with its key can serve it.")
+    return web.Response(body=orjson.dumps(model_object(model, owner)), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -13,6 +13,9 @@ TEXT = "text"
 IMAGE = "image"
 AUDIO = "audio"
 FILE = "file"
+# The model's earlier reasoning (an Anthropic thinking block …): opaque context that only an
+# upstream of the dialect it came from can read; ``source`` is that dialect's own dict.
+REASONING = "reasoning"
 MEDIA_KINDS = frozenset({IMAGE, AUDIO, FILE})
 
 
@@ -92,6 +95,9 @@ class Call:
     tool_choice: Any = None
     stream: bool = False
     params: dict[str, Any] = attrs.field(factory=dict)
+    # Fields only an upstream speaking the client's own dialect understands (a Messages
+    # client's ``thinking``, ``top_k`` …): sent there, never rendered into another dialect.
+    native: dict[str, Any] = attrs.field(factory=dict)
 
     def last_user_message(self) -> Message | None:
         for message in reversed(self.messages):
@@ -157,6 +163,7 @@ class Call:
         elif self.tool_choice is not None:
             map_strings(self.tool_choice, fn, OPAQUE_ITEM_KEYS)
         map_strings(self.params, fn, OPAQUE_PARAMS)
+        map_strings(self.native, fn, OPAQUE_PARAMS)
 
     @staticmethod
     def _map_parts(message: Message, fn: Callable[[str], str], join: Callable[[list[str]], list[str]] | None) -> None:

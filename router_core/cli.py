@@ -102,10 +102,37 @@ def check(args: argparse.Namespace) -> None:
     print("plugins, in call order:")
     for name, hooks in host.describe():
         print(f"  {name}: {', '.join(hooks)}")
+        for line in declared(host, name):
+            print(f"    {line}")
     print("providers:")
     for name, p in config.providers.items():
         state = f"key missing ({p.missing_key})" if p.missing_key else "ready"
         print(f"  {name}: kind={p.kind} zdr={str(p.zdr).lower()} {state}")
+
+
+def declared(host, name: str) -> list[str]:
+    """What a plugin declares (its MANIFEST) and registers, one line each, for ``check``."""
+    manifest = host.manifests[name]
+    lines = []
+    kinds = [kind for kind, (_, owner) in host.provider_kinds.items() if owner == name]
+    fields = [field for owner, declared in host.gateway_fields if owner == name for field in declared]
+    for label, values in (
+        ("provides scores", manifest.provides_scores),
+        ("provides provider kinds", kinds),
+        ("provides gateway fields", fields),
+        ("requires scores", manifest.requires_scores),
+        ("requires plugins", manifest.requires_plugins),
+        ("requires gateway fields", manifest.requires_gateway_fields),
+        ("requires provider kinds", manifest.requires_provider_kinds),
+        ("after", manifest.after),
+        ("before", manifest.before),
+    ):
+        if values:
+            lines.append(f"{label}: {', '.join(values)}")
+    if manifest.settings is not None:
+        # The class, not the values: a table may hold a secret.
+        lines.append(f"settings: [plugins.{name}] ({manifest.settings.__name__}, validated)")
+    return lines
 
 
 def explain(args: argparse.Namespace) -> None:
@@ -141,30 +168,22 @@ async def _explain(config: Config, body: dict) -> None:
 
     try:
         rt = app[RUNTIME]
-        codec = chat if "messages" in body else responses
+        codec = chat.DIALECT if "messages" in body else responses.DIALECT
         ctx = RequestContext(
             call=codec.decode_request(body),
             gateway=rt.schema.parse(body.get("gateway")),
             config=rt.config,
             app=app,
-            scorer=lambda c: score(rt, c),
+            settings=rt.host.settings,
+            scorer=lambda c, wanted: score(rt, c, wanted),
             complete=no_side_calls,
         )
         await rt.host.call("pre_request", ctx=ctx)
-        scores = await ctx.scores()
-        print(f"dialect: {codec.NAME}   requested model: {body.get('model') or '(none)'}")
+        scores = await ctx.scores(*rt.host.score_sources)  # every score the enabled plugins give
+        print(f"dialect: {codec.name}   requested model: {body.get('model') or '(none)'}")
         print("scores:")
-        for name in (
-            "complexity",
-            "tag",
-            "tag_scores",
-            "wants_image",
-            "history_dependency",
-            "media_relevance",
-            "tool_relevance",
-        ):
-            why = scores.reasons.get(name)
-            print(f"  {name}: {getattr(scores, name)}" + (f"   ← {why}" if why else ""))
+        for name, value in scores.items():
+            print(f"  {name}: {value}   (from {' or '.join(rt.host.score_sources[name])})")
         await choose_model(rt, ctx)
         routes = await choose_routes(rt, ctx, ctx.call)
         print("decision:")

@@ -162,6 +162,8 @@ class Config:
     path: str | None = None
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
+        """A ``[plugins.<name>]`` table as written, for a plugin without a ``Manifest.settings``
+        class (one with it gets the validated instance in ``router_startup``)."""
         return self.plugins.settings.get(name, {})
 
 
@@ -212,8 +214,10 @@ def describe(exc: BaseException, type_: Any) -> str:
     path; the failing attribute rides along in the message, split off by the caller.
     """
     if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, cattrs.ForbiddenExtraKeysError) and str(exc):
-        named = _ATTRS_MESSAGE.match(str(exc))  # attrs' validators say "'name' must be …"
-        return f"{named[1]}{_FIELD_MARK}{exc}" if named else str(exc)
+        # attrs' in_ / gt … validators raise (message, attribute, …): the message is the first argument
+        text = exc.args[0] if len(exc.args) > 1 and isinstance(exc.args[0], str) else str(exc)
+        named = _ATTRS_MESSAGE.search(text)  # attrs' validators say "'name' must be …" (or "Length of 'name' must …")
+        return f"{named[1]}{_FIELD_MARK}{text}" if named else text
     return format_exception(exc, type_)
 
 

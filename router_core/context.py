@@ -1,9 +1,8 @@
-"""What a request carries through the hooks: the context, its routes, scores and reply."""
+"""What a request carries through the hooks: the context, its routes, its reply and its outcome."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -11,18 +10,26 @@ import attrs
 from .call import Call, Usage
 
 TOKENS_SAVED_HEADER = "x-router-tokens-saved"
+_UNSCORED = object()  # asked for, but no scorer gave it
 
 if TYPE_CHECKING:
     from .config import Config
+    from .dialects import Dialect
     from .providers import Provider
 
 
 @attrs.frozen
 class GatewayField:
-    """A ``gateway`` field a plugin owns: its type and the other names a client may use."""
+    """A ``gateway`` field a plugin owns: its type, the other names a client may use, and a check.
+
+    ``check`` runs on the structured value (requests, ``[gateway]`` and ``[policy]`` alike)
+    and raises ``ValueError`` with what is wrong: the client gets a 400 naming the field,
+    a bad server default stops startup.
+    """
 
     type: Any
     aliases: tuple[str, ...] = ()
+    check: Callable[[Any], None] | None = None
 
 
 @attrs.define(slots=True)
@@ -38,27 +45,6 @@ class Route:
 
     def __repr__(self) -> str:
         return f"Route({self.provider.name}:{self.model})"
-
-
-@attrs.define
-class Scores:
-    """What the scorer says about a request; every value is explainable in ``reasons``.
-
-    ``tag`` is the best-matching tag name (``None`` when none matches well enough),
-    ``tag_scores`` every tag's match 0..1, ``complexity`` 0..1, ``wants_image`` whether
-    the prompt asks for an image as output, ``history_dependency`` how much the latest
-    message needs the earlier ones 0..1, ``media_relevance`` per earlier media part
-    (keyed ``"<message index>:<part index>"``) 0..1, ``tool_relevance`` per tool name 0..1.
-    """
-
-    complexity: float = 0.5
-    tag: str | None = None
-    tag_scores: dict[str, float] = attrs.field(factory=dict)
-    wants_image: bool = False
-    history_dependency: float = 1.0
-    media_relevance: dict[str, float] = attrs.field(factory=dict)
-    tool_relevance: dict[str, float] = attrs.field(factory=dict)
-    reasons: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -102,12 +88,12 @@ class Outcome:
 class ReplyBody:
     """A complete answer in the client's dialect, with dialect-neutral helpers."""
 
-    codec: ModuleType
+    codec: Dialect
     body: dict[str, Any]
 
     @property
     def dialect(self) -> str:
-        return self.codec.NAME
+        return self.codec.name
 
     def map_text(self, fn: Callable[[str], str], arguments: Callable[[str], str] | None = None) -> None:
         """Rewrite every piece of output text with ``fn``, tool-call arguments (JSON text) with ``arguments`` or ``fn``."""
@@ -144,6 +130,11 @@ class RequestContext:
     plugin_state: dict[str, Any] = attrs.field(factory=dict)
     wants_stream_events: bool = False
     debug: bool = False
+    # The answer's id, minted by the gateway (``gen_…``) before any hook runs: what the
+    # client sees, streamed or not, and what a response store keeps it under.
+    reply_id: str = ""
+    # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
+    wants_reply: bool = False
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None
@@ -157,22 +148,40 @@ class RequestContext:
     side_tokens: int = 0
     error_code: str | None = None
     first_byte_at: float | None = None
-    _scorer: Callable[[RequestContext], Awaitable[Scores]] | None = None
-    _scores: Scores | None = None
+    _settings: dict[str, Any] = attrs.field(factory=dict)
+    _scorer: Callable[[RequestContext, set[str]], Awaitable[dict[str, Any]]] | None = None
+    _scores: dict[str, Any] = attrs.field(factory=dict)
     _complete: Callable[..., Awaitable[Any]] | None = None
     _usage_extra: dict[str, Any] = attrs.field(factory=dict)
 
-    async def scores(self) -> Scores:
-        """The request's scores, computed on first use (by ``score_request``) and cached."""
-        if self._scores is None:
+    def settings(self, plugin: str) -> Any:
+        """A plugin's ``[plugins.<name>]`` settings, as its ``Manifest.settings`` class (validated at startup)."""
+        return self._settings[plugin]
+
+    async def scores(self, *names: str) -> dict[str, Any]:
+        """The named scores of this request (``await ctx.scores("tag", "complexity")``): ``{name: value}``.
+
+        Each is computed on first use by the plugins that provide it (``score_request``)
+        and cached for the request. A name that no scorer could give this time (it
+        failed: optimisations fail open) is absent, so read with a neutral default:
+        ``scores.get("complexity", 0.5)``. Asking for a name no enabled plugin provides
+        raises ``LookupError``; declare the names in ``MANIFEST.requires_scores`` and the
+        gateway refuses to start without a plugin that provides them.
+        """
+        missing = {name for name in names if name not in self._scores}
+        if missing:
             assert self._scorer is not None
-            self._scores = await self._scorer(self)
-        return self._scores
+            got = await self._scorer(self, missing)
+            for name in missing:
+                self._scores[name] = got.get(name, _UNSCORED)
+            for name, value in got.items():
+                self._scores.setdefault(name, value)
+        return {name: value for name in names if (value := self._scores[name]) is not _UNSCORED}
 
     @property
-    def scored(self) -> bool:
-        """Whether any plugin asked for scores (explain output uses this)."""
-        return self._scores is not None
+    def scored(self) -> dict[str, Any]:
+        """Every score computed for this request so far (explain and the debug header show them)."""
+        return {name: value for name, value in self._scores.items() if value is not _UNSCORED}
 
     async def complete(self, call: Call) -> Any:
         """Send a side call (planner, LLM scorer) through the provider layer; returns a ``Reply``.

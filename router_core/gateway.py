@@ -39,6 +39,7 @@ class GatewaySchema:
         plugin_names: list[str],
     ) -> None:
         self.types: dict[str, Any] = {}
+        self.checks: dict[str, Any] = {}
         self.canonical: dict[str, str] = {}  # name or alias → canonical name
         owner: dict[str, str] = {}
         for plugin, declared in fields:
@@ -50,6 +51,8 @@ class GatewaySchema:
                     self.canonical[key] = name
                     owner[key] = plugin
                 self.types[name] = field.type
+                if field.check is not None:
+                    self.checks[name] = field.check
         self.plugin_names = plugin_names
         self.defaults = self._startup_values(defaults, "gateway")
         self.policy = self._startup_values(policy, "policy")
@@ -72,7 +75,10 @@ class GatewaySchema:
 
     def _structure(self, name: str, raw: Any, param: str, error: type[Exception]) -> Any:
         try:
-            return converter.structure(raw, self.types[name])
+            value = converter.structure(raw, self.types[name])
+            if name in self.checks:
+                self.checks[name](value)
+            return value
         except Exception as exc:
             path, message = validation_errors(exc)[0]
             where = param + (path[1:] if path.startswith("$") else "")

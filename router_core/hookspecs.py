@@ -4,16 +4,27 @@ Calling convention (decided once, here): the core walks the implementations itse
 ``tryfirst`` ones first and ``trylast`` ones last, otherwise in the order of
 ``[plugins].enabled`` in plugins.toml (plugins registered later, such as a test's
 throwaway plugin, come after); it passes each only the arguments it names and awaits
-any result that is awaitable. So every hook may be ``def`` or ``async def``;
-``firstresult`` below means the core stops at the first result that is not ``None``
-*after* awaiting it.
+any result that is awaitable. So every hook may be ``def`` or ``async def``, the
+declaration hooks (``register_providers``, ``gateway_fields``, ``register_routes``,
+run while the app is built) included. ``firstresult`` below means the core stops at
+the first result that is not ``None`` *after* awaiting it; ``select_model`` and
+``select_provider`` are chained (each implementation sees the previous one's choice).
+
+The host refuses at startup what it cannot run: an ``@hookimpl`` whose name is not a
+hook below (a misspelling), an argument a hook does not have, and ``wrapper`` /
+``hookwrapper`` implementations. What a plugin provides and requires (scores,
+``gateway`` fields, provider kinds, other plugins), its order constraints and its
+``[plugins.<name>]`` settings class are declared in its module's
+``MANIFEST = router_core.Manifest(...)`` and checked at startup and by ``llm-router check``.
 
 Failure: a ``GatewayError`` raised by a request hook reaches the client as is. Any
 other exception from a plugin whose module sets ``FAIL_CLOSED = True`` (redact, zdr)
 refuses the request with a 500; from any other plugin it is logged (type only),
 counted, and the plugin is skipped for that call (optimisations fail open). Such
 security plugins must come before every other ``pre_request`` implementation: the
-gateway refuses to start otherwise. An exception from ``router_startup`` stops startup.
+gateway refuses to start otherwise. An exception from ``router_startup`` or a
+declaration hook stops startup; one from ``router_shutdown`` or ``request_finished``
+is logged.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ if TYPE_CHECKING:
 
     from .call import Reply, StreamPiece
     from .config import Config
-    from .context import Outcome, ReplyBody, RequestContext, Route, Scores
+    from .context import Outcome, ReplyBody, RequestContext, Route
 
 hookspec = pluggy.HookspecMarker("llm_router")
 
@@ -35,12 +46,15 @@ hookspec = pluggy.HookspecMarker("llm_router")
 
 
 @hookspec
-def router_startup(app: web.Application, config: Config) -> None:
+def router_startup(app: web.Application, config: Config, settings: Any) -> None:
     """Called once when the app starts, before the first request; returns nothing.
 
     :param app: the aiohttp application; keep resources on it under an ``AppKey``.
-    :param config: the parsed plugins.toml; ``config.plugin_settings(name)`` is the
-        plugin's own ``[plugins.<name>]`` table.
+    :param config: the parsed plugins.toml.
+    :param settings: this plugin's own ``[plugins.<name>]`` table as an instance of the
+        attrs class its ``MANIFEST.settings`` declares (validated by the core, the same
+        in ``serve`` and ``llm-router check``); ``None`` when it declares none.
+    An exception stops startup.
     """
 
 
@@ -70,8 +84,9 @@ def gateway_fields() -> dict[str, Any]:
 
     The result maps a field name to a type or attrs class (structured by the core's
     cattrs converter, so attrs validators run) or to a
-    :class:`router_core.GatewayField` for aliases. A field owned by two plugins is a
-    startup error. A request naming a field no enabled plugin owns is refused (400).
+    :class:`router_core.GatewayField` for aliases and a ``check`` of the value. A field
+    owned by two plugins is a startup error. A request naming a field no enabled plugin
+    owns is refused (400); a value that fails is a 400 whose ``param`` names the path.
     """
 
 
@@ -88,12 +103,17 @@ def pre_request(ctx: RequestContext) -> None:
     """
 
 
-@hookspec(firstresult=True)
-def score_request(ctx: RequestContext) -> Scores | None:
-    """Called lazily, once per request, the first time a plugin awaits ``ctx.scores()``.
+@hookspec
+def score_request(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any] | None:
+    """Called lazily when a plugin awaits ``ctx.scores("tag", "complexity")``; returns the scores it can give.
 
-    Returns the :class:`router_core.Scores` for ``ctx.call``. ``None`` means "not mine".
-    Stops at the first non-``None`` result.
+    :param wanted: the score names asked for that no earlier scorer has given yet; a
+        plugin is only called when it declares one of them in ``MANIFEST.provides_scores``.
+    Returns ``{score name: value}`` (names it did not declare are ignored; it may give
+    more than asked, and the extras are kept), or ``None`` for none. The core calls the
+    scorers in plugin order and merges per name: the first value given wins, so an LLM
+    scorer (``tryfirst``) answers what it can and the local scorer (``trylast``) the rest.
+    Each name is computed once per request; the values are shared, so do not mutate them.
     """
 
 
@@ -155,6 +175,18 @@ def post_response(ctx: RequestContext, reply: ReplyBody) -> None:
     :param reply: a :class:`router_core.ReplyBody`: the answer in the client's
         dialect (``reply.body``) with dialect-neutral helpers ``map_text`` and ``usage``.
         Mutate it and ``ctx.headers`` in place.
+    """
+
+
+@hookspec
+def reply_complete(ctx: RequestContext, reply: Reply) -> None:
+    """Called once the whole answer is known, before its last byte reaches the client; returns nothing.
+
+    Only for requests where a plugin set ``ctx.wants_reply`` in ``pre_request``.
+    :param reply: the canonical :class:`router_core.Reply` as the upstream (or a
+        ``serve_request`` plugin) gave it, before ``post_response`` / ``on_stream_event``
+        rewrote it; ``reply.id`` is ``ctx.reply_id``. For a store: the client may send a
+        follow-up as soon as it has the answer, so persist before returning.
     """
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -15,17 +13,30 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import Call, Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
+from .call import (
+    IMAGE,
+    TEXT,
+    Call,
+    Message,
+    Part,
+    Reply,
+    StreamEnd,
+    StreamPiece,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from .config import Config, ServerConfig
-from .context import ReplyBody, RequestContext, Route, Scores
-from .dialects import chat, responses
+from .context import ReplyBody, RequestContext, Route
+from .dialects import Dialect, StreamEncoder
 from .errors import BadRequest, GatewayError, UpstreamError
 from .gateway import GatewaySchema
 from .limits import check_counts, check_depth, read_body
 from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
-from .streaming import DONE, encode_event, sse_data
+from .streaming import DONE, sse_data
 
 log = logging.getLogger("llm_router.pipeline")
 
@@ -62,11 +73,11 @@ async def read_json(request: web.Request, server: ServerConfig) -> dict[str, Any
     return body
 
 
-async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
-    """One request in ``codec``'s dialect, answered in the same dialect."""
+async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
+    """One request in ``dialect``, answered in the same dialect."""
     rt = request.app[RUNTIME]
     body = await read_json(request, rt.config.server)
-    call = codec.decode_request(body)
+    call = dialect.decode_request(body)
     rid = request[REQUEST_ID]
     ctx = request[CONTEXT] = RequestContext(
         call=call,
@@ -77,21 +88,27 @@ async def handle(request: web.Request, codec: ModuleType) -> web.StreamResponse:
         debug=request.headers.get("x-router-debug") == "1",
         request_id=rid,
         model_requested=call.model or None,
-        scorer=lambda ctx: score(rt, ctx),
+        settings=rt.host.settings,
+        scorer=lambda ctx, wanted: score(rt, ctx, wanted),
         complete=lambda ctx, call: complete(rt, ctx, call),
+        reply_id=dialect.new_id(),
     )
     await rt.host.call("pre_request", ctx=ctx)
     await choose_model(rt, ctx)
     routes = await choose_routes(rt, ctx, ctx.call)
-    local = await rt.host.first("serve_request", ctx=ctx, routes=routes)
+    local = await rt.host.call("serve_request", ctx=ctx, routes=routes)
     if local is not None:
-        return await answer_locally(request, rt, ctx, codec, local)
+        return await answer_locally(request, rt, ctx, dialect, local)
     if ctx.call.stream:
-        return await stream_answer(request, rt, ctx, routes, codec)
+        return await stream_answer(request, rt, ctx, routes, dialect)
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
+    ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
+    reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
-    return await respond(rt, ctx, ReplyBody(codec, render_reply(ctx, codec, answer, reply, attempt)))
+    if ctx.wants_reply:
+        await rt.host.call("reply_complete", ctx=ctx, reply=reply)
+    return await respond(rt, ctx, ReplyBody(dialect, render_reply(ctx, dialect, answer, reply, attempt)))
 
 
 async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Response:
@@ -99,12 +116,10 @@ async def respond(rt: Runtime, ctx: RequestContext, out: ReplyBody) -> web.Respo
     return web.Response(body=orjson.dumps(out.body), content_type="application/json", headers=safe_headers(ctx.headers))
 
 
-async def score(rt: Runtime, ctx: RequestContext) -> Scores:
-    scores = await rt.host.first("score_request", ctx=ctx)
-    scores = scores if scores is not None else Scores()
+async def score(rt: Runtime, ctx: RequestContext, wanted: set[str]) -> dict[str, Any]:
+    scores = await rt.host.score(ctx, wanted)
     if ctx.debug:  # x-router-debug: 1 asks to see the scores behind the decision
-        shown = {k: v for k, v in attrs.asdict(scores).items() if k != "reasons"}
-        ctx.headers["x-router-scores"] = orjson.dumps(shown, default=str).decode()
+        ctx.headers["x-router-scores"] = orjson.dumps({**ctx.scored, **scores}, default=str).decode()
     return scores
 
 
@@ -114,7 +129,7 @@ async def choose_model(rt: Runtime, ctx: RequestContext) -> None:
 
     await rt.host.chain("select_model", {"ctx": ctx}, use)
     if not ctx.call.model:
-        raise BadRequest("'model' is required (or send gateway.tags to let the gateway choose).", param="model")
+        raise BadRequest("'model' is required: no plugin chose a model for this request.", param="model")
 
 
 async def choose_routes(rt: Runtime, ctx: RequestContext, call: Call) -> list[Route]:
@@ -139,35 +154,40 @@ async def complete(rt: Runtime, ctx: RequestContext, call: Call) -> Reply:
 
 
 async def answer_locally(
-    request: web.Request, rt: Runtime, ctx: RequestContext, codec: ModuleType, reply: Reply
+    request: web.Request, rt: Runtime, ctx: RequestContext, dialect: Dialect, reply: Reply
 ) -> web.StreamResponse:
     """A plugin answered (``serve_request``): render its Reply as if an upstream had sent it."""
     ctx.headers.setdefault("x-router-model", ctx.call.model)
     reply.usage.extra.update(ctx._usage_extra)
+    reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
     if not ctx.call.stream:
-        return await respond(rt, ctx, ReplyBody(codec, encode_reply(ctx, codec, reply)))
+        if ctx.wants_reply:
+            await rt.host.call("reply_complete", ctx=ctx, reply=reply)
+        return await respond(rt, ctx, ReplyBody(dialect, encode_reply(ctx, dialect, reply)))
     resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
     await resp.prepare(request)
     ctx.first_byte_at = time.perf_counter()
-    encoder = codec.StreamEncoder(new_reply_id(codec), reply.model, ctx.call)
-    named = codec is responses
-    await write_events(resp, encoder.start(), named)
+    encoder = dialect.stream_encoder(ctx.reply_id, ctx.call.model, ctx.call)
+    await write_events(resp, dialect, encoder.start())
     pieces: list[StreamPiece] = [TextDelta(reply.text)] if reply.text else []
     pieces += [ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(reply.tool_calls)]
-    for piece in (*pieces, StreamEnd(reply.finish_reason, reply.usage)):
-        await write_pieces(resp, rt, ctx, encoder, piece, named)
-    await write_events(resp, encoder.close(), named)
-    if not named:
-        await resp.write(b"data: [DONE]\n\n")
+    for piece in pieces:
+        await write_pieces(resp, rt, ctx, dialect, encoder, piece)
+    for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
+        # Images skip the stream hooks: bytes, not text a plugin rewrites.
+        await write_events(resp, dialect, encoder.image(part))
+    await write_pieces(resp, rt, ctx, dialect, encoder, StreamEnd(reply.finish_reason, reply.usage))
+    if ctx.wants_reply:
+        await rt.host.call("reply_complete", ctx=ctx, reply=reply)
+    await write_events(resp, dialect, encoder.close())
+    await resp.write(dialect.end_of_stream)
     await resp.write_eof()
     return resp
 
 
-def encode_reply(ctx: RequestContext, codec: ModuleType, reply: Reply) -> dict[str, Any]:
-    if codec is responses:
-        return responses.encode_reply(reply, new_reply_id(codec), ctx.call)
-    return chat.encode_reply(reply, new_reply_id(codec))
+def encode_reply(ctx: RequestContext, dialect: Dialect, reply: Reply) -> dict[str, Any]:
+    return dialect.encode_reply(reply, ctx.reply_id, ctx.call)
 
 
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -182,39 +202,36 @@ def set_route_headers(ctx: RequestContext, attempt: upstream.Attempt) -> None:
     ctx.note_route(attempt.route.name, len(attempt.failures))
 
 
-def new_reply_id(codec: ModuleType) -> str:
-    return ("resp_" if codec is responses else "chatcmpl-") + uuid.uuid4().hex
-
-
 def render_reply(
-    ctx: RequestContext, codec: ModuleType, answer: dict[str, Any], reply: Reply, attempt: upstream.Attempt
+    ctx: RequestContext, dialect: Dialect, answer: dict[str, Any], reply: Reply, attempt: upstream.Attempt
 ) -> dict[str, Any]:
-    """The upstream's answer in the client's dialect: as is when the dialects match."""
-    if attempt.codec is codec:
-        body = answer
-        if ctx._usage_extra and isinstance(body.get("usage"), dict):
-            body["usage"].update(ctx._usage_extra)
-        return body
+    """The upstream's answer in the client's dialect: as is when the dialects match, under the gateway's id."""
+    if attempt.codec.name == dialect.name:
+        dialect.restamp(answer, reply)
+        if ctx._usage_extra and isinstance(answer.get("usage"), dict):
+            answer["usage"].update(ctx._usage_extra)
+        return answer
     reply.usage.extra.update(ctx._usage_extra)
-    return encode_reply(ctx, codec, reply)
+    return encode_reply(ctx, dialect, reply)
 
 
 # ---------------------------------------------------------------- streams
 
 
 async def stream_answer(
-    request: web.Request, rt: Runtime, ctx: RequestContext, routes: list[Route], codec: ModuleType
+    request: web.Request, rt: Runtime, ctx: RequestContext, routes: list[Route], dialect: Dialect
 ) -> web.StreamResponse:
     async with upstream.stream(rt.host, ctx, routes, ctx.call) as (chunks, attempt):
         set_route_headers(ctx, attempt)
+        ctx.headers["x-router-upstream-model"] = attempt.route.model
         resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
         await resp.prepare(request)
         ctx.first_byte_at = time.perf_counter()
-        relay = (
-            passthrough if attempt.codec is codec and not (ctx.wants_stream_events or ctx._usage_extra) else translate
-        )
+        untouched = not (ctx.wants_stream_events or ctx.wants_reply or ctx._usage_extra)
+        same = attempt.codec.name == dialect.name and dialect.passthrough_streams
+        relay = passthrough if same and untouched else translate
         try:
-            await relay(resp, rt, ctx, chunks, attempt.codec, codec)
+            await relay(resp, rt, ctx, chunks, attempt.codec, dialect)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             log.info("client went away mid-stream; upstream request closed")
             ctx.error_code = "client_closed"
@@ -222,18 +239,19 @@ async def stream_answer(
         except (UpstreamFailure, GatewayError) as exc:
             log.warning("stream from %s failed mid-way: %s", attempt.route, type(exc).__name__)
             ctx.error_code = "stream_failed"
-            await resp.write(stream_error(codec, exc.message))
+            await resp.write(dialect.frame(dialect.stream_error(exc.message)))
         except Exception as exc:  # garbage from upstream or a bug: the status is sent, so end the stream cleanly
             log.warning("stream from %s broke mid-way: %s", attempt.route, type(exc).__name__)
             ctx.error_code = "stream_failed"
-            await resp.write(stream_error(codec, f"the answer from provider '{attempt.route.name}' broke off"))
+            message = f"the answer from provider '{attempt.route.name}' broke off"
+            await resp.write(dialect.frame(dialect.stream_error(message)))
         await resp.write_eof()
         return resp
 
 
-async def passthrough(resp, rt, ctx, chunks, upstream_codec, codec) -> None:
+async def passthrough(resp, rt, ctx, chunks, upstream_dialect, dialect) -> None:
     """Same dialect, nothing to change: bytes go out as they arrive (the usage event is read on the side)."""
-    tap = UsageTap(upstream_codec)
+    tap = UsageTap(upstream_dialect)
     async for chunk in chunks:
         await resp.write(chunk)
         tap.feed(chunk)
@@ -246,8 +264,8 @@ class UsageTap:
     # A line longer than this without an end is not one we can afford to hold.
     MAX_PENDING = 1024 * 1024
 
-    def __init__(self, codec: ModuleType) -> None:
-        self.codec = codec
+    def __init__(self, dialect: Dialect) -> None:
+        self.decoder = dialect.stream_decoder()
         self.pending = b""
         self.usage: Usage | None = None
 
@@ -266,20 +284,24 @@ class UsageTap:
 
     def read(self, payload: bytes) -> None:
         try:
-            pieces = list(self.codec.decode_event(orjson.loads(payload)))
-        except (ValueError, TypeError, AttributeError, KeyError):
+            event = orjson.loads(payload)
+            pieces = self.decoder.feed(event) if isinstance(event, dict) else []
+        except (ValueError, TypeError, AttributeError, KeyError, UpstreamFailure):
             return  # the relayed bytes are the client's to judge; the outcome just lacks tokens
         for piece in pieces:
             if isinstance(piece, StreamEnd) and piece.usage is not None:
                 self.usage = piece.usage
 
 
-async def translate(resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, chunks, upstream_codec, codec) -> None:
+async def translate(
+    resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, chunks, upstream_dialect: Dialect, dialect: Dialect
+) -> None:
     """Upstream events → canonical pieces → stream hooks → the client's dialect."""
-    encoder = codec.StreamEncoder(new_reply_id(codec), ctx.call.model, ctx.call)
-    named = codec is responses
+    decoder = upstream_dialect.stream_decoder()
+    encoder = dialect.stream_encoder(ctx.reply_id, ctx.call.model, ctx.call)
+    collected = Collector(ctx.reply_id, ctx.call.model) if ctx.wants_reply else None
     end = StreamEnd("")
-    await write_events(resp, encoder.start(), named)
+    await write_events(resp, dialect, encoder.start())
     async for data in sse_data(chunks):
         if data == DONE:
             break
@@ -287,23 +309,53 @@ async def translate(resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, 
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise ValueError("the upstream stream carried invalid JSON") from None
-        for piece in upstream_codec.decode_event(event):
+        if not isinstance(event, dict):
+            raise ValueError("the upstream stream carried an event that is not an object")
+        for piece in decoder.feed(event):
             if isinstance(piece, StreamEnd):  # held back: hooks see exactly one, last
                 end.finish_reason = end.finish_reason or piece.finish_reason
                 end.usage = piece.usage or end.usage
                 continue
-            await write_pieces(resp, rt, ctx, encoder, piece, named)
+            if collected is not None:
+                collected.add(piece)
+            await write_pieces(resp, rt, ctx, dialect, encoder, piece)
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
+    if collected is not None:
+        await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)
     ctx.usage = end.usage
-    await write_pieces(resp, rt, ctx, encoder, end, named)
-    await write_events(resp, encoder.close(), named)
-    if not named:
-        await resp.write(b"data: [DONE]\n\n")
+    await write_pieces(resp, rt, ctx, dialect, encoder, end)
+    await write_events(resp, dialect, encoder.close())
+    await resp.write(dialect.end_of_stream)
 
 
-async def write_pieces(resp, rt: Runtime, ctx: RequestContext, encoder, piece: StreamPiece, named: bool) -> None:
+class Collector:
+    """A streamed answer's pieces, gathered into the Reply a ``reply_complete`` hook sees."""
+
+    def __init__(self, reply_id: str, model: str) -> None:
+        self.id, self.model = reply_id, model
+        self.text: list[str] = []
+        self.calls: dict[int, ToolCall] = {}
+
+    def add(self, piece: StreamPiece) -> None:
+        if isinstance(piece, TextDelta):
+            self.text.append(piece.text)
+        elif isinstance(piece, ToolCallDelta):
+            call = self.calls.setdefault(piece.index, ToolCall(piece.id or f"call_{piece.index}", piece.name or "", ""))
+            call.arguments += piece.arguments
+
+    def reply(self, end: StreamEnd) -> Reply:
+        message = Message("assistant", tool_calls=list(self.calls.values()))
+        if self.text:
+            message.parts.append(Part(TEXT, "".join(self.text)))
+        usage = attrs.evolve(end.usage or Usage(), extra={})
+        return Reply(self.model, [message], end.finish_reason, usage, id=self.id)
+
+
+async def write_pieces(
+    resp, rt: Runtime, ctx: RequestContext, dialect: Dialect, encoder: StreamEncoder, piece: StreamPiece
+) -> None:
     pieces = [piece]
     if ctx.wants_stream_events:
         for impl in rt.host.impls("on_stream_event"):
@@ -313,20 +365,9 @@ async def write_pieces(resp, rt: Runtime, ctx: RequestContext, encoder, piece: S
                 passed.extend([p] if result is None else result)
             pieces = passed
     for p in pieces:
-        await write_events(resp, encoder.encode(p), named)
+        await write_events(resp, dialect, encoder.encode(p))
 
 
-async def write_events(resp: web.StreamResponse, events: list[dict[str, Any]], named: bool) -> None:
+async def write_events(resp: web.StreamResponse, dialect: Dialect, events: list[dict[str, Any]]) -> None:
     if events:
-        await resp.write(b"".join(encode_event(e, named) for e in events))
-
-
-def stream_error(codec: ModuleType, message: str) -> bytes:
-    """The event that ends a stream that failed after its first byte."""
-    if codec is responses:
-        return encode_event(
-            {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}, True
-        )
-    return encode_event(
-        {"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_error"}}, False
-    )
+        await resp.write(dialect.frames(events))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import uuid
 import zlib
 from collections.abc import AsyncIterator
-from types import ModuleType
 from typing import Any, ClassVar
 
 import aiohttp
@@ -17,9 +17,9 @@ from .breaker import Breaker, MemoryBreaker
 from .call import Call, Message, Reply, StreamEnd, TextDelta, Usage
 from .config import Config, ProviderConfig
 from .context import Route
-from .dialects import chat, responses
+from .dialects import Dialect, chat, responses
 from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .streaming import encode_event
+from .images import GeneratedImage, ImageFailure, openai_images, prompt_picture
 
 # Upstream error bodies are read for their message only; a bigger one is garbage.
 MAX_ERROR_BYTES = 64 * 1024
@@ -86,6 +86,8 @@ class Provider:
 
     kind: ClassVar[str]
     paths: ClassVar[dict[str, str]] = {"chat": "/chat/completions", "responses": "/responses"}
+    # What the kind can do besides answering a Call: "images" (``generate_image``).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, name: str, config: ProviderConfig, session: aiohttp.ClientSession, breaker: Breaker | None = None
@@ -122,17 +124,17 @@ class Provider:
             return f"provider '{self.name}' has no API key (environment variable {self.config.missing_key} is unset)"
         return None
 
-    def codec(self, call: Call) -> ModuleType:
+    def codec(self, call: Call) -> Dialect:
         """The dialect to speak upstream for this call."""
-        return chat
+        return chat.DIALECT
 
     def render(self, call: Call, model: str) -> dict[str, Any]:
         return self.codec(call).encode_request(call, model)
 
-    def url(self, codec: ModuleType) -> str:
-        return self.base_url + self.paths[codec.NAME]
+    def url(self, codec: Dialect) -> str:
+        return self.base_url + self.paths[codec.name]
 
-    async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, codec: Dialect, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` in ``codec``'s dialect; returns the parsed JSON answer or raises UpstreamFailure."""
         return await self.post_json(self.url(codec), body)
 
@@ -213,7 +215,7 @@ class Provider:
             raise UpstreamFailure(f"provider '{self.name}' sent a corrupt compressed answer") from None
 
     @contextlib.asynccontextmanager
-    async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a streamed answer; yields its raw byte chunks once the status is known good."""
         with self.transport_errors():
             resp = await self.session.post(
@@ -272,6 +274,10 @@ class Provider:
         detail = self.scrub(_error_message(raw) or resp.reason or "error")
         raise UpstreamFailure(text, status=resp.status, retryable=False, upstream_status=resp.status, detail=detail)
 
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        """One image for ``prompt`` (kinds with the ``images`` capability); raises UpstreamFailure."""
+        raise UpstreamFailure(f"provider '{self.name}' ({self.kind}) cannot generate images", retryable=False)
+
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[provider key]")
@@ -310,9 +316,16 @@ class OpenAIProvider(Provider):
     """OpenAI itself: native Responses and Chat Completions."""
 
     kind = "openai"
+    capabilities = frozenset({"images"})
 
-    def codec(self, call: Call) -> ModuleType:
-        return responses if call.dialect == responses.NAME else chat
+    def codec(self, call: Call) -> Dialect:
+        return responses.DIALECT if call.dialect == responses.NAME else chat.DIALECT
+
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        try:
+            return await openai_images(self, model, prompt, options)
+        except ImageFailure as exc:
+            raise UpstreamFailure(str(exc)) from None
 
 
 class OpenAIChatProvider(Provider):
@@ -325,38 +338,40 @@ class EchoProvider(Provider):
     """Answers with the request it would have sent upstream: the offline default and the demo."""
 
     kind = "echo"
+    capabilities = frozenset({"images"})
+
+    async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
+        """A small picture drawn from the prompt, offline: the image feature works without a key."""
+        picture = base64.b64encode(prompt_picture(prompt)).decode()
+        return GeneratedImage(b64_json=picture, revised_prompt=prompt, usage=Usage(len(prompt) // 4, 0))
 
     @property
     def unavailable(self) -> str | None:
         return None
 
-    def codec(self, call: Call) -> ModuleType:
-        return responses if call.dialect == responses.NAME else chat
+    def codec(self, call: Call) -> Dialect:
+        return responses.DIALECT if call.dialect == responses.NAME else chat.DIALECT
 
     def _reply(self, body: dict[str, Any]) -> Reply:
         text = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
         tokens = len(text) // 4  # a rough count: echo calls no tokenizer
         return Reply(body["model"], [Message.of_text("assistant", text)], usage=Usage(tokens, tokens))
 
-    async def send(self, codec: ModuleType, body: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, codec: Dialect, body: dict[str, Any]) -> dict[str, Any]:
         return codec.encode_reply(self._reply(body), f"echo_{uuid.uuid4().hex}")
 
     @contextlib.asynccontextmanager
-    async def stream(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
         yield self._chunks(codec, body)
 
-    async def _chunks(self, codec: ModuleType, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _chunks(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[bytes]:
         reply = self._reply(body)
-        encoder = codec.StreamEncoder(f"echo_{uuid.uuid4().hex}", reply.model, None)
-        named = codec is responses
+        encoder = codec.stream_encoder(f"echo_{uuid.uuid4().hex}", reply.model, None)
         text = reply.text
         events = encoder.start()
         for piece in (*(TextDelta(text[i : i + 64]) for i in range(0, len(text), 64)), StreamEnd("stop", reply.usage)):
             events += encoder.encode(piece)
-        for event in events + encoder.close():
-            yield encode_event(event, named)
-        if not named:
-            yield b"data: [DONE]\n\n"
+        yield codec.frames(events + encoder.close()) + codec.end_of_stream
 
 
 BUILTIN_PROVIDERS: dict[str, type[Provider]] = {p.kind: p for p in (OpenAIProvider, OpenAIChatProvider, EchoProvider)}

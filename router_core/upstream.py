@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -16,6 +15,8 @@ import orjson
 from .call import Call, Reply
 from .config import ProviderConfig
 from .context import RequestContext, Route
+from .dialects import Dialect
+from .dialects.fates import Untranslatable
 from .errors import UpstreamUnavailable
 from .providers import UpstreamFailure
 from .streaming import DONE, MAX_LINE_BYTES, sse_data
@@ -41,7 +42,7 @@ class Attempt:
     """
 
     route: Route
-    codec: ModuleType
+    codec: Dialect
     failures: list[UpstreamFailure]
     retries: int = 0
 
@@ -55,11 +56,12 @@ def backoff(config: ProviderConfig, retry: int, retry_after: float | None) -> fl
     return random.uniform(ceiling / 2, ceiling)
 
 
-async def _prepare(
-    host: PluginHost, ctx: RequestContext, route: Route, call: Call
-) -> tuple[ModuleType, dict[str, Any]]:
+async def _prepare(host: PluginHost, ctx: RequestContext, route: Route, call: Call) -> tuple[Dialect, dict[str, Any]]:
     codec = route.provider.codec(call)
-    body = route.provider.render(call, route.model)
+    try:
+        body = route.provider.render(call, route.model)
+    except Untranslatable as exc:
+        raise exc.for_provider(route.name, route.provider.kind) from None
     await host.call("upstream_request", ctx=ctx, route=route, body=body)
     return codec, body
 
@@ -127,7 +129,7 @@ async def send(
 ) -> tuple[dict[str, Any], Reply, Attempt]:
     """Send ``call`` (not streamed) along ``routes``; returns the upstream body, its canonical Reply and the attempt."""
 
-    async def attempt(route: Route) -> tuple[ModuleType, dict[str, Any], Reply]:
+    async def attempt(route: Route) -> tuple[Dialect, dict[str, Any], Reply]:
         codec, body = await _prepare(host, ctx, route, call)
         answer = await route.provider.send(codec, body)
         try:
@@ -140,7 +142,7 @@ async def send(
             return codec, answer, reply
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):
             raise UpstreamFailure(
-                f"provider '{route.name}' answered with a body that is not a {codec.NAME} reply"
+                f"provider '{route.name}' answered with a body that is not a {codec.name} reply"
             ) from None
 
     (codec, answer, reply), route, failures, retries = await try_routes(routes, attempt)
@@ -157,13 +159,13 @@ async def stream(
     has reached the client, so a failure is still retried or falls back.
     """
 
-    async def attempt(route: Route) -> tuple[contextlib.AsyncExitStack, ModuleType, bytes, AsyncIterator[bytes]]:
+    async def attempt(route: Route) -> tuple[contextlib.AsyncExitStack, Dialect, bytes, AsyncIterator[bytes]]:
         codec, body = await _prepare(host, ctx, route, call)
         stack = contextlib.AsyncExitStack()
         try:
             chunks = await stack.enter_async_context(route.provider.stream(codec, body))
             with route.provider.transport_errors():
-                first = await opening(route, chunks)
+                first = await opening(route, chunks, codec)
         except BaseException:  # also a cancelled client: the upstream response must be closed
             await stack.aclose()
             raise
@@ -181,7 +183,7 @@ def _same(text: str) -> str:
 SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 
 
-async def opening(route: Route, chunks: AsyncIterator[bytes]) -> bytes:
+async def opening(route: Route, chunks: AsyncIterator[bytes], codec: Dialect | None = None) -> bytes:
     """The stream's bytes up to its first complete event, checked to be SSE carrying a JSON object.
 
     Nothing has reached the client yet, so garbage, a JSON body or a malformed first
@@ -214,6 +216,11 @@ async def opening(route: Route, chunks: AsyncIterator[bytes]) -> bytes:
             event = None
         if not isinstance(event, dict):
             raise UpstreamFailure(f"provider '{name}' sent a first stream event that is not a JSON object")
+        if codec is not None:
+            try:  # the dialect's own reading of it: a malformed event of the right type is garbage too
+                codec.stream_decoder().feed(event)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+                raise UpstreamFailure(f"provider '{name}' sent a malformed first stream event") from None
         break
     return buffered
 

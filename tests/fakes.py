@@ -84,6 +84,69 @@ def responses_chunks(pieces: list[str], model: str = "gpt-test") -> list[bytes]:
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
+# The request fields each real API knows (OpenAI's and Anthropic's API references, Nov 2026):
+# anything else is refused with the 400 the real API sends, so a translation that leaks a
+# field of another dialect fails here as it would in production.
+CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format",
+        "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+        "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+CHAT_MESSAGE_KEYS = frozenset(
+    {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"}
+)
+RESPONSES_FIELDS = frozenset(
+    {
+        "model", "input", "background", "conversation", "include", "instructions", "max_output_tokens",
+        "max_tool_calls", "metadata", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
+        "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream",
+        "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+    }
+)  # fmt: skip
+MESSAGES_FIELDS = frozenset(
+    {
+        "model", "messages", "max_tokens", "container", "context_management", "mcp_servers", "metadata", "output_config",
+        "service_tier", "stop_sequences", "stream", "system", "temperature", "thinking", "tool_choice", "tools",
+        "top_k", "top_p",
+    }
+)  # fmt: skip
+
+
+def refusal(path: str, body: dict[str, Any]) -> web.Response | None:
+    """The real API's 400 for a field it does not know, or None when the body is acceptable."""
+    if path.endswith("/chat/completions"):
+        unknown = [k for k in body if k not in CHAT_FIELDS]
+        if unknown:
+            return openai_400(f"Unrecognized request argument supplied: {unknown[0]}")
+        for i, message in enumerate(body.get("messages") or ()):
+            extra = [k for k in message if k not in CHAT_MESSAGE_KEYS] if isinstance(message, dict) else []
+            if extra:
+                return openai_400(
+                    f"Additional properties are not allowed ('{extra[0]}' was unexpected) - 'messages.{i}'"
+                )
+    elif path.endswith("/responses"):
+        unknown = [k for k in body if k not in RESPONSES_FIELDS]
+        if unknown:
+            return openai_400(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+    elif path.endswith("/messages"):
+        unknown = [k for k in body if k not in MESSAGES_FIELDS]
+        if unknown:
+            error = {"type": "invalid_request_error", "message": f"{unknown[0]}: Extra inputs are not permitted"}
+            return web.json_response({"type": "error", "error": error}, status=400)
+        if not isinstance(body.get("max_tokens"), int):
+            error = {"type": "invalid_request_error", "message": "max_tokens: Field required"}
+            return web.json_response({"type": "error", "error": error}, status=400)
+    return None
+
+
+def openai_400(message: str, param: str | None = None) -> web.Response:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return web.json_response({"error": error}, status=400)
+
 
 @attrs.define
 class Seen:
@@ -102,6 +165,7 @@ class FakeUpstream:
     stream_pieces: list[str] = attrs.field(factory=lambda: ["Hel", "lo", " from", " upstream"])
     disconnected: asyncio.Event = attrs.field(factory=asyncio.Event)
     url: str = ""
+    strict: bool = True  # refuse unknown fields like the real APIs do
 
     @property
     def last(self) -> Seen:
@@ -110,6 +174,9 @@ class FakeUpstream:
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         self.requests.append(Seen(request.path, dict(request.headers), body))
+        refused = refusal(request.path, body) if self.strict else None
+        if refused is not None:
+            return refused
         if self.handler is not None:
             return await self.handler(request, body)
         return await self.default(request, body)

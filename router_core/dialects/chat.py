@@ -10,6 +10,7 @@ from ..call import (
     AUDIO,
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     Call,
     Message,
@@ -24,9 +25,11 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import ROLES, expect, optional, require_model, require_stream
+from . import ROLES, Dialect, StreamDecoder, expect, fates, markdown_image, optional, require_model, require_stream
+from . import StreamEncoder as BaseStreamEncoder
 
 NAME = "chat"
+_ITEM_KEYS = frozenset({"id", "status", "type"})
 _MODELLED = frozenset({"model", "messages", "tools", "tool_choice", "stream", "gateway"})
 
 
@@ -128,7 +131,8 @@ def _decode_tools(raw: Any) -> list[Tool]:
 
 def encode_request(call: Call, model: str) -> dict[str, Any]:
     """Call → a Chat Completions body for ``model`` (the upstream's own name)."""
-    body: dict[str, Any] = {**call.params, "model": model, "messages": encode_messages(call.messages)}
+    params = _params_from_responses(call.params) if call.dialect == "responses" else call.params
+    body: dict[str, Any] = {**params, "model": model, "messages": encode_messages(call.messages)}
     if call.tools:
         body["tools"] = [_encode_tool(t) for t in call.tools]
     if call.tool_choice is not None:
@@ -140,11 +144,31 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
     return body
 
 
+def _params_from_responses(params: dict[str, Any]) -> dict[str, Any]:
+    """A Responses client's fields in Chat's words (fates.py says why each one goes where)."""
+    out = fates.portable_responses_params(params)
+    text = out.pop("text", None)
+    response_format = fates.text_format({"text": text})
+    if response_format is not None:
+        out["response_format"] = response_format
+    if isinstance(text, dict) and text.get("verbosity") is not None:
+        out["verbosity"] = text["verbosity"]
+    effort = fates.reasoning_effort(out)
+    out.pop("reasoning", None)
+    if effort is not None:
+        out["reasoning_effort"] = effort
+    if "max_output_tokens" in out:
+        out["max_completion_tokens"] = out.pop("max_output_tokens")
+    return out
+
+
 def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for message in messages:
         if message.item is not None:
-            continue  # a Responses-only item (reasoning …): Chat has no place for it
+            if message.item.get("type") == "item_reference":
+                raise fates.Untranslatable("input", "refers to an item stored at OpenAI (item_reference)")
+            continue  # a Responses reasoning item: opaque context only OpenAI's Responses API reads
         if (
             message.role == "assistant"
             and message.tool_calls
@@ -161,11 +185,14 @@ def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 def _encode_message(message: Message) -> dict[str, Any]:
     role = "system" if message.instructions else message.role
-    raw: dict[str, Any] = {**message.extra, "role": role}
-    if message.as_string or (all(p.kind == TEXT for p in message.parts) and role != "user"):
-        raw["content"] = message.text if message.parts else None
+    # A Responses item's own keys (id, status, type) are not Chat message keys.
+    raw: dict[str, Any] = {k: v for k, v in message.extra.items() if k not in _ITEM_KEYS}
+    raw["role"] = role
+    parts = [p for p in message.parts if p.kind != REASONING]  # another dialect's reasoning: Chat cannot read it
+    if message.as_string or (all(p.kind == TEXT for p in parts) and role != "user"):
+        raw["content"] = message.text if parts else None
     else:
-        raw["content"] = [_encode_part(p) for p in message.parts]
+        raw["content"] = [_encode_part(p) for p in parts]
     if message.name is not None:
         raw["name"] = message.name
     if message.tool_call_id is not None:
@@ -179,7 +206,12 @@ def _encode_part(part: Part) -> dict[str, Any]:
     if part.kind == TEXT:
         return {"type": "text", "text": part.text or ""}
     if part.kind == IMAGE:
-        return {"type": "image_url", "image_url": part.source}
+        source = part.source
+        if "url" not in source:  # a Responses input_image: image_url is the URL itself
+            if not isinstance(source.get("image_url"), str):
+                raise fates.Untranslatable("input_image", "refers to an image by file_id, stored at OpenAI")
+            source = {"url": source["image_url"], **({"detail": source["detail"]} if source.get("detail") else {})}
+        return {"type": "image_url", "image_url": source}
     if part.kind == AUDIO:
         return {"type": "input_audio", "input_audio": part.source}
     if part.kind == FILE:
@@ -193,7 +225,9 @@ def _encode_tool_call(call: ToolCall) -> dict[str, Any]:
 
 def _encode_tool(tool: Tool) -> dict[str, Any]:
     if tool.type != "function":
-        return tool.extra
+        if tool.extra.get("type") == "function" and isinstance(tool.extra.get("function"), dict):
+            return tool.extra
+        raise fates.Untranslatable("tools", f"offers a '{tool.type}' tool, which only OpenAI's Responses API runs")
     fn: dict[str, Any] = {"name": tool.name, **tool.extra}
     if tool.description:
         fn["description"] = tool.description
@@ -206,6 +240,11 @@ def _encode_tool_choice(choice: Any) -> Any:
     # Responses spells a forced function {"type": "function", "name": …}; Chat nests it.
     if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools" and "tools" in choice:
+        tools = [{"type": "function", "function": {"name": t.get("name")}} for t in choice["tools"]]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": choice.get("mode", "auto"), "tools": tools}}
+    if isinstance(choice, dict) and choice.get("type") not in ("function", "allowed_tools"):
+        raise fates.Untranslatable("tool_choice", f"forces a '{choice.get('type')}' tool, which Chat cannot run")
     return choice
 
 
@@ -273,9 +312,7 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 def encode_reply(reply: Reply, reply_id: str) -> dict[str, Any]:
     content = reply.text
     for part in (p for m in reply.messages for p in m.parts if p.kind == IMAGE):
-        # Chat has no image output part; a Markdown image is what chat UIs render.
-        url = part.source.get("url") or f"data:image/png;base64,{part.source.get('b64_json', '')}"
-        content += ("\n\n" if content else "") + f"![image]({url})"
+        content += ("\n\n" if content else "") + markdown_image(part)  # Chat has no image output part
     message: dict[str, Any] = {"role": "assistant", "content": content or None}
     calls = [c for m in reply.messages for c in m.tool_calls]
     if calls:
@@ -327,7 +364,7 @@ def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
         yield StreamEnd("", decode_usage(usage))
 
 
-class StreamEncoder:
+class StreamEncoder(BaseStreamEncoder):
     """Canonical pieces → ``chat.completion.chunk`` dicts, for a client that speaks Chat."""
 
     def __init__(self, reply_id: str, model: str, call: Call | None = None) -> None:
@@ -362,6 +399,9 @@ class StreamEncoder:
             out.append({**self.base, "choices": [], "usage": encode_usage(piece.usage)})
         return out
 
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        return [self._chunk({"content": markdown_image(part)})]
+
     def close(self) -> list[dict[str, Any]]:
         return [] if self.finish else [self._chunk({}, "stop")]
 
@@ -379,3 +419,41 @@ def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
 
 def event_usage(data: dict[str, Any]) -> Usage | None:
     return decode_usage(data["usage"]) if data.get("usage") else None
+
+
+class _ChatStreamDecoder(StreamDecoder):
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        return list(decode_event(event))
+
+
+class ChatDialect(Dialect):
+    name = NAME
+    id_prefix = "gen_"
+    done_marker = b"[DONE]"
+
+    def decode_request(self, body: dict[str, Any]) -> Call:
+        return decode_request(body)
+
+    def encode_request(self, call: Call, model: str) -> dict[str, Any]:
+        return encode_request(call, model)
+
+    def decode_reply(self, body: dict[str, Any]) -> Reply:
+        return decode_reply(body)
+
+    def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
+        return encode_reply(reply, reply_id)
+
+    def reply_usage(self, body: dict[str, Any]) -> Usage:
+        return reply_usage(body)
+
+    def map_reply_text(self, body, fn, arguments=None) -> None:
+        map_reply_text(body, fn, arguments)
+
+    def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
+        return StreamEncoder(reply_id, model, call)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _ChatStreamDecoder()
+
+
+DIALECT = ChatDialect()

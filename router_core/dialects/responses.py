@@ -10,6 +10,7 @@ from ..call import (
     AUDIO,
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     Call,
     Message,
@@ -24,12 +25,15 @@ from ..call import (
     Usage,
 )
 from ..errors import BadRequest
-from . import expect, optional, require_model, require_stream
+from . import Dialect, StreamDecoder, expect, optional, require_model, require_stream
+from . import StreamEncoder as BaseStreamEncoder
 
 NAME = "responses"
 _MODELLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "stream", "gateway"})
 _INPUT_TEXT = frozenset({"input_text", "output_text", "text"})
 _MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant"})
+# usage.planning_usage_details when no plan was made: the seed's answer always carries the object.
+NO_PLANNING = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": 0.0}
 _FINISH_BY_REASON = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
@@ -59,6 +63,16 @@ def decode_request(body: dict[str, Any]) -> Call:
     if not call.messages:
         raise BadRequest("'input' must not be empty.", param="input")
     return call
+
+
+def decode_items(items: list[Any], param: str = "input") -> list[Message]:
+    """Responses input (or output) items → canonical messages: how a stored conversation is replayed."""
+    return [_decode_item(item, f"{param}[{i}]") for i, item in enumerate(items)]
+
+
+def encode_input(messages: list[Message]) -> list[dict[str, Any]]:
+    """Canonical messages → Responses input items (``instructions`` left out, as OpenAI keeps them per response)."""
+    return [item for m in messages if not m.instructions for item in _encode_items(m)]
 
 
 def _decode_item(raw: Any, param: str) -> Message:
@@ -182,7 +196,7 @@ def _encode_items(message: Message) -> Iterator[dict[str, Any]]:
         if message.as_string:
             item["content"] = message.text
         else:
-            item["content"] = [_encode_part(p, message.role) for p in message.parts]
+            item["content"] = [_encode_part(p, message.role) for p in message.parts if p.kind != REASONING]
         if message.role == "assistant" and "id" in message.extra:
             item["type"] = "message"
         yield item
@@ -285,6 +299,7 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "total_tokens": usage.total_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+        "planning_usage_details": dict(NO_PLANNING),
         **usage.extra,
     }
 
@@ -420,7 +435,7 @@ def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
         yield StreamEnd(finish, reply.usage)
 
 
-class StreamEncoder:
+class StreamEncoder(BaseStreamEncoder):
     """Canonical pieces → Responses stream events, for a client that speaks Responses.
 
     Emits the full event sequence the official SDK's stream helpers expect:
@@ -546,6 +561,19 @@ class StreamEncoder:
         self.usage = piece.usage or self.usage
         return []
 
+    def image(self, part: Part) -> list[dict[str, Any]]:
+        out = self._close_message() + self._close_call()
+        index = len(self.output)
+        item = _image_item(f"ig_{self.reply_id}_{index}", part)
+        self.output.append(item)
+        added = {**item, "status": "in_progress", "result": None}
+        return [
+            *out,
+            self._event("response.output_item.added", output_index=index, item=added),
+            self._event("response.image_generation_call.completed", output_index=index, item_id=item["id"]),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
     def close(self) -> list[dict[str, Any]]:
         out = self._close_message() + self._close_call()
         finish = self.finish
@@ -589,3 +617,53 @@ def event_usage(data: dict[str, Any]) -> Usage | None:
     if data.get("type") in ("response.completed", "response.incomplete"):
         return decode_usage((data.get("response") or {}).get("usage"))
     return None
+
+
+class _ResponsesStreamDecoder(StreamDecoder):
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        return list(decode_event(event))
+
+
+class ResponsesDialect(Dialect):
+    name = NAME
+    id_prefix = "gen_"
+    named_events = True
+    # Every Responses event names the response's id and model: a native stream is re-encoded
+    # so that what the client sees (and a store keeps) is the gateway's id, never the upstream's.
+    passthrough_streams = False
+
+    def restamp(self, body: dict[str, Any], reply: Reply) -> None:
+        super().restamp(body, reply)
+        body["output_text"] = reply.text  # the SDKs compute it; the raw JSON must carry it too (seed)
+        usage = body.get("usage")
+        body["usage"] = {**encode_usage(reply.usage), **usage} if isinstance(usage, dict) else encode_usage(reply.usage)
+
+    def decode_request(self, body: dict[str, Any]) -> Call:
+        return decode_request(body)
+
+    def encode_request(self, call: Call, model: str) -> dict[str, Any]:
+        return encode_request(call, model)
+
+    def decode_reply(self, body: dict[str, Any]) -> Reply:
+        return decode_reply(body)
+
+    def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
+        return encode_reply(reply, reply_id, call)
+
+    def reply_usage(self, body: dict[str, Any]) -> Usage:
+        return reply_usage(body)
+
+    def map_reply_text(self, body, fn, arguments=None) -> None:
+        map_reply_text(body, fn, arguments)
+
+    def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
+        return StreamEncoder(reply_id, model, call)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _ResponsesStreamDecoder()
+
+    def stream_error(self, message: str) -> dict[str, Any]:
+        return {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}
+
+
+DIALECT = ResponsesDialect()

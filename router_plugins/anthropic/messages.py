@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ import orjson
 from router_core import (
     FILE,
     IMAGE,
+    REASONING,
     TEXT,
     BadRequest,
     Call,
@@ -23,15 +23,25 @@ from router_core import (
     Tool,
     ToolCall,
     ToolCallDelta,
+    UpstreamFailure,
     Usage,
 )
+from router_core import StreamDecoder as BaseStreamDecoder
+from router_core.dialects import fates
 
-NAME = "anthropic"
+NAME = "messages"
 # Anthropic requires max_tokens; this is what a request that names no limit gets.
 DEFAULT_MAX_TOKENS = 4096
-# Sampling fields both APIs share; any other OpenAI field would make Anthropic answer 400.
-SHARED_PARAMS = ("temperature", "top_p", "top_k", "stop_sequences", "thinking")
+# Sampling fields both APIs share; other OpenAI fields are mapped below or left out.
+SHARED_PARAMS = ("temperature", "top_p")
 MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# reasoning effort → a thinking budget in tokens (Anthropic's minimum is 1024; "minimal" and
+# "none" mean no extended thinking).
+THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
+MIN_THINKING_BUDGET = 1024
+# Structured output (a JSON schema) is asked for as a forced call of this tool, whose input
+# comes back as the answer's text: Anthropic's own way to make Claude follow a schema.
+STRUCTURED_TOOL = "gateway_structured_answer"
 FINISH_BY_STOP_REASON = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -48,28 +58,90 @@ _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", 
 
 def encode_request(call: Call, model: str) -> dict[str, Any]:
     """Call → a Messages API body for ``model`` (Anthropic's own model name)."""
-    system = [m.text for m in call.messages if m.instructions or m.role in ("system", "developer")]
-    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(call.params)}
+    params = call.params
+    if call.dialect == "responses":
+        params = fates.portable_responses_params(params)
+        response_format, effort = fates.text_format(params), fates.reasoning_effort(params)
+    elif call.dialect == NAME:  # its own thinking is in call.native
+        response_format, effort = None, None
+    else:
+        response_format, effort = params.get("response_format"), params.get("reasoning_effort")
+    native = call.dialect == NAME
+    system = [m.text for m in call.messages if m.instructions or (not native and m.role in ("system", "developer"))]
+    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(params)}
     if any(system):
         body["system"] = "\n\n".join(t for t in system if t)
-    body["messages"] = encode_messages(call.messages)
+    body["messages"] = encode_messages(call.messages, inline_system=native)
     for key in SHARED_PARAMS:
-        if call.params.get(key) is not None:
-            body[key] = call.params[key]
-    stop = call.params.get("stop")
-    if stop and "stop_sequences" not in body:
+        if params.get(key) is not None:
+            body[key] = params[key]
+    stop = params.get("stop")
+    if stop:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if isinstance(body.get("temperature"), int | float):
         body["temperature"] = min(body["temperature"], 1.0)  # OpenAI allows up to 2, Anthropic up to 1
-    tools = [_encode_tool(t) for t in call.tools if t.type == "function"]
+    if isinstance(params.get("user"), str):
+        body["metadata"] = {"user_id": params["user"]}
+    _add_thinking(body, effort, explicit_limit=any(params.get(k) is not None for k in MAX_TOKENS_PARAMS))
+    tools = [_encode_tool(t) if t.type == "function" else _server_tool(t, call) for t in call.tools]
     if tools:
         body["tools"] = tools
-        choice = _encode_tool_choice(call.tool_choice, call.params.get("parallel_tool_calls"))
+        choice = _encode_tool_choice(call.tool_choice, params.get("parallel_tool_calls"))
         if choice is not None:
             body["tool_choice"] = choice
+    if response_format is not None:
+        _add_structured_output(body, response_format)
+    if call.dialect == NAME:  # a Messages client's own fields, for Claude only
+        blocks = call.native.get("system")
+        body.update((k, v) for k, v in call.native.items() if k != "system")
+        if blocks is not None and _text_of(blocks) == body.get("system", ""):
+            body["system"] = blocks  # untouched by plugins: the blocks as sent, cache_control and all
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _text_of(blocks: Any) -> str:
+    return "\n\n".join(b.get("text", "") for b in blocks if isinstance(b, dict)) if isinstance(blocks, list) else ""
+
+
+def _add_thinking(body: dict[str, Any], effort: Any, explicit_limit: bool) -> None:
+    if effort in (None, "none", "minimal"):
+        return
+    budget = THINKING_BUDGET.get(effort)
+    if budget is None:
+        raise BadRequest(f"Unknown reasoning effort {effort!r}.", param="reasoning.effort")
+    if not explicit_limit:
+        body["max_tokens"] = DEFAULT_MAX_TOKENS + budget
+    elif body["max_tokens"] <= budget:  # the limit counts thinking too, as OpenAI's counts reasoning
+        budget = body["max_tokens"] // 2
+        if budget < MIN_THINKING_BUDGET:
+            raise fates.Untranslatable(
+                "reasoning.effort",
+                f"needs a token limit above {2 * MIN_THINKING_BUDGET} (Claude thinks in 1024+ tokens)",
+            )
+    if body.get("temperature") not in (None, 1, 1.0) or body.get("top_p") is not None:
+        raise fates.Untranslatable("temperature", "cannot be combined with reasoning on Claude (thinking samples at 1)")
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+
+
+def _add_structured_output(body: dict[str, Any], response_format: Any) -> None:
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object"}
+        description = spec.get("description") or f"Give the answer as {spec.get('name') or 'JSON'}."
+    elif kind == "json_object":
+        schema, description = {"type": "object"}, "Give the answer as a JSON object."
+    else:
+        raise fates.Untranslatable("response_format", f"asks for output format {kind!r}, which Claude has no form for")
+    if "thinking" in body:
+        raise fates.Untranslatable("text.format", "forces a structured answer, which Claude cannot do while thinking")
+    tool = {"name": STRUCTURED_TOOL, "description": description, "input_schema": schema}
+    body["tools"] = [*body.get("tools", ()), tool]
+    body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
 
 
 def _max_tokens(params: dict[str, Any]) -> int:
@@ -80,13 +152,20 @@ def _max_tokens(params: dict[str, Any]) -> int:
     return DEFAULT_MAX_TOKENS
 
 
-def encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """The conversation as Anthropic turns: tool results become user turns, same-role neighbours merge."""
+def encode_messages(messages: list[Message], inline_system: bool = False) -> list[dict[str, Any]]:
+    """The conversation as Anthropic turns: tool results become user turns, same-role neighbours merge.
+
+    ``inline_system``: a Messages client's own system turns (Claude Code sends them between
+    user turns) stay where they are; from other dialects system text goes top level.
+    """
     turns: list[dict[str, Any]] = []
     for message in messages:
-        if message.instructions or message.role in ("system", "developer") or message.item is not None:
-            continue  # system text goes top level; Responses-only items have no Anthropic form
-        role = "assistant" if message.role == "assistant" else "user"
+        if message.item is not None and message.item.get("type") == "item_reference":
+            raise fates.Untranslatable("input", "refers to an item stored at OpenAI (item_reference)")
+        inline = inline_system and message.role == "system" and not message.instructions
+        if not inline and (message.instructions or message.role in ("system", "developer") or message.item is not None):
+            continue  # system text goes top level; Responses reasoning items have no Anthropic form
+        role = "system" if inline else "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
         if not blocks:
             continue
@@ -101,6 +180,8 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
         content = [_encode_part(p) for p in message.parts if p.kind != TEXT or p.text]
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+        if message.extra.get("is_error"):
+            result["is_error"] = True
         if message.parts and all(p.kind == TEXT for p in message.parts):
             result["content"] = message.text
         elif content:
@@ -122,7 +203,10 @@ def _arguments(text: str) -> dict[str, Any]:
 
 def _encode_part(part: Part) -> dict[str, Any]:
     if part.kind == TEXT:
-        return {"type": "text", "text": part.text or ""}
+        block = {"type": "text", "text": part.text or ""}
+        if "cache_control" in part.source:  # a Messages client's prompt-cache breakpoint
+            block["cache_control"] = part.source["cache_control"]
+        return block
     if part.kind == IMAGE:
         url = part.source.get("url") or part.source.get("image_url")
         if isinstance(url, str):
@@ -134,10 +218,22 @@ def _encode_part(part: Part) -> dict[str, Any]:
         data = _DATA_URL.match(str(part.source.get("file_data") or ""))
         if data:
             return {"type": "document", "source": {"type": "base64", "media_type": data["type"], "data": data["data"]}}
+    if part.kind == REASONING or (part.kind not in (TEXT, IMAGE, FILE) and part.source.get("type") == part.kind):
+        return part.source  # a block the gateway does not model (thinking …), from a Messages client
     raise BadRequest(
         f"The anthropic provider cannot send a '{part.kind}' part of this form "
         "(images need a URL or data: URL, files a data: URL).",
         code="unsupported_content",
+    )
+
+
+def _server_tool(tool: Tool, call: Call) -> dict[str, Any]:
+    if call.dialect == NAME:
+        return tool.extra  # an Anthropic server tool (web_search_…), as the client sent it
+    raise BadRequest(
+        f"The anthropic provider has no '{tool.type}' tool; only function tools can be translated.",
+        param="tools",
+        code="unsupported_tool",
     )
 
 
@@ -161,7 +257,8 @@ def _encode_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
         out = {"type": "tool", "name": name}
     else:
-        out = None
+        kind = choice.get("type") if isinstance(choice, dict) else choice
+        raise fates.Untranslatable("tool_choice", f"asks for {kind!r}, which Claude has no form for")
     if out is not None and parallel is False:
         out["disable_parallel_tool_use"] = True
     return out
@@ -183,11 +280,15 @@ def decode_reply(body: dict[str, Any]) -> Reply:
             message.parts.append(Part(TEXT, block.get("text") or ""))
         elif block.get("type") == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
+            if block.get("name") == STRUCTURED_TOOL:
+                message.parts.append(Part(TEXT, arguments))  # the structured answer itself
+                continue
             message.tool_calls.append(ToolCall(block.get("id", ""), block.get("name", ""), arguments))
+    finish = FINISH_BY_STOP_REASON.get(body.get("stop_reason") or "", "stop")
     return Reply(
         model=str(body.get("model", "")),
         messages=[message],
-        finish_reason=FINISH_BY_STOP_REASON.get(body.get("stop_reason") or "", "stop"),
+        finish_reason="stop" if finish == "tool_calls" and not message.tool_calls else finish,
         usage=decode_usage(body.get("usage")),
         id=body.get("id"),
     )
@@ -209,26 +310,49 @@ def decode_usage(raw: Any) -> Usage:
 # ---------------------------------------------------------------- streams
 
 
-def decode_event(data: dict[str, Any]) -> Iterator[StreamPiece]:
-    """One Messages stream event → canonical pieces.
+class StreamDecoder(BaseStreamDecoder):
+    """One upstream Messages stream → canonical pieces.
 
-    Expects the events as :class:`AnthropicProvider` relays them: ``message_delta``
-    carries the whole usage (input counted at ``message_start``) and tool-use blocks
-    carry ``tool_index``, their position among the answer's tool calls.
+    Input tokens arrive in ``message_start`` and output tokens in ``message_delta``, and
+    a tool-use block's ``index`` counts text blocks too: this object keeps both across
+    the stream, so the canonical tool index is the call's position among tool calls.
     """
-    kind = data.get("type")
-    if kind == "content_block_delta":
-        delta = data.get("delta") or {}
-        if delta.get("type") == "text_delta" and delta.get("text"):
-            yield TextDelta(delta["text"])
-        elif delta.get("type") == "input_json_delta" and "tool_index" in data:
-            yield ToolCallDelta(data["tool_index"], None, None, delta.get("partial_json") or "")
-    elif kind == "content_block_start":
-        block = data.get("content_block") or {}
-        if block.get("type") == "tool_use":
-            yield ToolCallDelta(data.get("tool_index", 0), block.get("id"), block.get("name"), "")
-        elif block.get("type") == "text" and block.get("text"):
-            yield TextDelta(block["text"])
-    elif kind == "message_delta":
-        reason = (data.get("delta") or {}).get("stop_reason")
-        yield StreamEnd(FINISH_BY_STOP_REASON.get(reason or "", "stop"), decode_usage(data.get("usage")))
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] = {}
+        self.tool_index: dict[int, int] = {}
+        self.structured: int | None = None  # the block carrying a structured answer
+
+    def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return [TextDelta(delta["text"])]
+            if delta.get("type") == "input_json_delta" and event.get("index") == self.structured:
+                return [TextDelta(delta["partial_json"])] if delta.get("partial_json") else []
+            if delta.get("type") == "input_json_delta" and event.get("index") in self.tool_index:
+                return [ToolCallDelta(self.tool_index[event["index"]], None, None, delta.get("partial_json") or "")]
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self.structured = event.get("index", 0)
+            elif block.get("type") == "tool_use":
+                index = self.tool_index[event.get("index", 0)] = len(self.tool_index)
+                return [ToolCallDelta(index, block.get("id"), block.get("name"), "")]
+            if block.get("type") == "text" and block.get("text"):
+                return [TextDelta(block["text"])]
+        elif kind == "message_start":
+            self.usage.update((event.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            self.usage.update(event.get("usage") or {})
+            reason = (event.get("delta") or {}).get("stop_reason")
+            finish = FINISH_BY_STOP_REASON.get(reason or "", "stop")
+            if finish == "tool_calls" and not self.tool_index:
+                finish = "stop"  # only the structured answer's tool was called
+            return [StreamEnd(finish, decode_usage(self.usage))]
+        elif kind == "error":
+            error = event.get("error")
+            reason = error.get("type") if isinstance(error, dict) else None
+            raise UpstreamFailure(f"the upstream stream failed: {reason or 'error'}")
+        return []

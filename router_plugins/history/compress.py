@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from router_core import TEXT, Call, Message
-from router_plugins.words import content_stems, last_user_index
+from router_lib.words import content_stems, last_user_index
 
 if TYPE_CHECKING:
-    from router_plugins.scorer.embed import Embedder
+    from router_lib.embedding import TextEmbedder as Embedder
 
 log = logging.getLogger("llm_router.history")
 
@@ -34,43 +34,28 @@ MIN_SIMILARITY = 0.25
 TURN_CHARS = 300
 
 
-def _whole_number(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"plugins.history.{attribute.name}: expected a whole number ≥ 0, got {value!r}")
-
-
 @attrs.frozen
 class Limits:
-    """From ``[plugins.history]``: a text block longer than ``max_chars`` keeps its head and tail."""
+    """``[plugins.history]``: a text block longer than ``max_chars`` keeps its head and tail."""
 
-    max_chars: int = attrs.field(default=2000, validator=_whole_number)
-    head_chars: int = attrs.field(default=800, validator=_whole_number)
-    tail_chars: int = attrs.field(default=400, validator=_whole_number)
+    max_chars: int = attrs.field(default=2000, validator=attrs.validators.ge(0))
+    head_chars: int = attrs.field(default=800, validator=attrs.validators.ge(0))
+    tail_chars: int = attrs.field(default=400, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if not self.head_chars + self.tail_chars < self.max_chars:
             raise ValueError(
-                f"plugins.history.head_chars + tail_chars ({self.head_chars} + {self.tail_chars}) "
-                f"must be less than plugins.history.max_chars ({self.max_chars})"
+                f"'max_chars' must be greater than head_chars + tail_chars "
+                f"({self.head_chars} + {self.tail_chars}), got {self.max_chars}"
             )
-
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> Limits:
-        """``[plugins.history]`` → Limits; a ValueError naming the key for anything wrong."""
-        known = {a.name for a in attrs.fields(cls)}
-        for key in settings:
-            if key not in known:
-                raise ValueError(f"plugins.history.{key}: unknown setting (known: {', '.join(sorted(known))})")
-        return cls(**settings)
 
 
 @attrs.define
 class Compression:
-    """What was done: the dropped messages, the shortened blocks (before, after), old → new message index."""
+    """What was done: the dropped messages, the shortened blocks (before, after), the turns kept and why."""
 
     dropped: list[Message] = attrs.field(factory=list)
     shortened: list[tuple[str, str]] = attrs.field(factory=list)
-    index_map: dict[int, int] = attrs.field(factory=dict)
     kept_turns: list[str] = attrs.field(factory=list)
 
 
@@ -111,7 +96,6 @@ def compress(call: Call, limits: Limits, embedder: Embedder | None = None) -> Co
         if not kept:
             result.dropped.append(message)
             continue
-        result.index_map[i] = len(messages)
         if i < last and not _pinned(message):
             result.shortened += _shorten(message, limits)
         messages.append(message)

@@ -6,16 +6,18 @@ import asyncio
 from typing import Any
 
 import attrs
-from aiohttp import web
 
-from router_core import Config, GatewayField, RequestContext, hookimpl
-from router_plugins.scorer import plugin as scorer
-from router_plugins.tokens import count_text, message_tokens, record_saved
+from router_core import GatewayField, Manifest, RequestContext, hookimpl
+from router_lib.embedding import EMBEDDER
+from router_lib.tokens import count_text, message_tokens
 
 from .compress import Limits, compress
 
+MANIFEST = Manifest(requires_scores=("history_dependency",), settings=Limits)
 FIELD = "chatHistoryCompression"
 _unit = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+# Conversations longer than this are compressed in a worker thread.
+THREAD_ABOVE = 64
 
 
 @attrs.frozen
@@ -31,42 +33,24 @@ def gateway_fields() -> dict[str, Any]:
     return {FIELD: GatewayField(HistorySettings, aliases=("chatHistoryOptimization",))}
 
 
-# Conversations longer than this are compressed in a worker thread.
-THREAD_ABOVE = 64
-
-# [plugins.history] parsed once per app in router_startup.
-LIMITS = web.AppKey("history.limits", Limits)
-
-
-@hookimpl
-def router_startup(app: web.Application, config: Config) -> None:
-    app[LIMITS] = Limits.from_settings(config.plugin_settings("history"))  # a wrong table stops startup
-    scorer.loaded_embedder()  # the scorer's one embedder, shared (never a second copy)
-
-
 @hookimpl
 async def pre_request(ctx: RequestContext) -> None:
     settings: HistorySettings | None = ctx.gateway.get(FIELD)
     if settings is None or not settings.enabled or not _has_history(ctx):
         return
-    scores = await ctx.scores()
-    state: dict[str, Any] = {"dependency": scores.history_dependency, "threshold": settings.score}
+    # Unscored (the scorer failed) counts as fully dependent: optimisations fail open.
+    dependency = (await ctx.scores("history_dependency")).get("history_dependency", 1.0)
+    state: dict[str, Any] = {"dependency": dependency, "threshold": settings.score}
     ctx.plugin_state["history"] = state
-    if scores.history_dependency >= settings.score:
+    if dependency >= settings.score:
         state["action"] = "kept: the prompt depends on the history"
         return
     model = ctx.call.model
-    args = (ctx.call, ctx.app[LIMITS], scorer.loaded_embedder())
+    # The shared embedder when a plugin (the local scorer) published one, else words alone.
+    args = (ctx.call, ctx.settings("history"), ctx.app.get(EMBEDDER))
     # A long conversation takes a while to judge turn by turn: off the event loop, so other
     # requests are not held (the call is this request's own; the embedder only reads).
     result = await asyncio.to_thread(compress, *args) if len(ctx.call.messages) > THREAD_ABOVE else compress(*args)
-    # Media scores are keyed by message index: keep them pointing at the same parts.
-    scores.media_relevance = {
-        f"{result.index_map[int(i)]}:{j}": v
-        for key, v in scores.media_relevance.items()
-        for i, j in [key.split(":", 1)]
-        if int(i) in result.index_map
-    }
     saved = sum(message_tokens(m, model) for m in result.dropped)
     saved += sum(count_text(before, model) - count_text(after, model) for before, after in result.shortened)
     state.update(
@@ -76,7 +60,7 @@ async def pre_request(ctx: RequestContext) -> None:
         kept_turns=result.kept_turns,
         tokens_saved=saved,
     )
-    record_saved(ctx, "history", saved)
+    ctx.note_saved("history", saved)
 
 
 def _has_history(ctx: RequestContext) -> bool:

@@ -12,7 +12,7 @@ import attrs
 import orjson
 from aiohttp import web
 
-from router_core import Call, Config, Message, RequestContext, Scores, hookimpl
+from router_core import Call, Manifest, Message, RequestContext, hookimpl
 
 log = logging.getLogger("llm_router.llm_scorer")
 
@@ -29,33 +29,23 @@ SYSTEM = (
 )
 
 
+def _model_name(instance: object, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and "/" not in value.strip("/"):
+        raise ValueError(f"'{attribute.name}' must be a 'provider/model' name, got {value!r}")
+
+
 @attrs.frozen
 class Settings:
     """``[plugins.llm-scorer]``: no ``model`` means the plugin stays out of the way."""
 
-    model: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    cache_size: int = CACHE_SIZE
+    model: str | None = attrs.field(default=None, validator=_model_name)
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=attrs.validators.gt(0))
+    cache_size: int = attrs.field(default=CACHE_SIZE, validator=attrs.validators.ge(0))
 
 
-def read_settings(table: dict[str, Any]) -> Settings:
-    """``[plugins.llm-scorer]`` → Settings; a ValueError naming the key for anything wrong."""
-    known = {a.name for a in attrs.fields(Settings)}
-    for key in table:
-        if key not in known:
-            raise ValueError(f"plugins.llm-scorer.{key}: unknown setting (known: {', '.join(sorted(known))})")
-    model, timeout, size = (
-        table.get("model"),
-        table.get("timeout", DEFAULT_TIMEOUT),
-        table.get("cache_size", CACHE_SIZE),
-    )
-    if model is not None and not isinstance(model, str):
-        raise ValueError(f"plugins.llm-scorer.model: expected a model name ('provider/model'), got {model!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"plugins.llm-scorer.timeout: expected a number of seconds > 0, got {timeout!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(f"plugins.llm-scorer.cache_size: expected a whole number ≥ 0, got {size!r}")
-    return Settings(model=model or None, timeout=float(timeout), cache_size=size)
+SCORES = ("tag", "tag_scores", "complexity", "wants_image", "history_dependency", "tool_relevance")
+# The local scorer answers when the model is slow, down or talks nonsense, and gives media_relevance.
+MANIFEST = Manifest(provides_scores=SCORES, requires_plugins=("scorer",), settings=Settings)
 
 
 @attrs.define
@@ -63,9 +53,9 @@ class Scorer:
     """One app's settings and its cache of scores per request hash (bounded, least recently used evicted)."""
 
     settings: Settings
-    cache: OrderedDict[str, Scores] = attrs.field(factory=OrderedDict)
+    cache: OrderedDict[str, dict[str, Any]] = attrs.field(factory=OrderedDict)
 
-    def remember(self, key: str, scores: Scores) -> None:
+    def remember(self, key: str, scores: dict[str, Any]) -> None:
         self.cache[key] = scores
         while len(self.cache) > self.settings.cache_size:
             self.cache.popitem(last=False)
@@ -76,12 +66,13 @@ SCORER = web.AppKey("llm_scorer.scorer", Scorer)
 
 
 @hookimpl
-def router_startup(app: web.Application, config: Config) -> None:
-    app[SCORER] = Scorer(read_settings(config.plugin_settings("llm-scorer")))  # a wrong table stops startup
+def router_startup(app: web.Application, settings: Settings) -> None:
+    app[SCORER] = Scorer(settings)
 
 
 @hookimpl(tryfirst=True)
-async def score_request(ctx: RequestContext) -> Scores | None:
+async def score_request(ctx: RequestContext) -> dict[str, Any] | None:
+    """Every score it gives, from one call: what was not asked for yet is kept for later asks."""
     scorer = ctx.app[SCORER]
     model = scorer.settings.model
     if not model:
@@ -124,33 +115,24 @@ def _unit(value: Any, default: float) -> float:
     )
 
 
-def parse_scores(text: str, ctx: RequestContext, model: str) -> Scores:
-    """The model's JSON → Scores; unknown tags and tools are dropped, numbers clamped to 0..1."""
+def parse_scores(text: str, ctx: RequestContext, model: str) -> dict[str, Any]:
+    """The model's JSON → scores by name; unknown tags and tools are dropped, numbers clamped to 0..1."""
     data = orjson.loads(text.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
     if not isinstance(data, dict) or "complexity" not in data:
         raise ValueError("not a scores object")
     tag_names = {t.name for t in ctx.gateway.get("tags") or ()}
     tool_names = {t.name for t in ctx.call.tools}
     tag = data.get("tag") if data.get("tag") in tag_names else None
-    return Scores(
-        complexity=_unit(data.get("complexity"), 0.5),
-        tag=tag,
-        tag_scores={k: _unit(v, 0.0) for k, v in (data.get("tag_scores") or {}).items() if k in tag_names},
-        wants_image=data.get("wants_image") is True,
-        history_dependency=_unit(data.get("history_dependency"), 1.0),
-        tool_relevance={k: _unit(v, 1.0) for k, v in (data.get("tool_relevance") or {}).items() if k in tool_names},
-        reasons={"scorer": f"llm-scorer ({model})"},
-    )
+    return {
+        "complexity": _unit(data.get("complexity"), 0.5),
+        "tag": tag,
+        "tag_scores": {k: _unit(v, 0.0) for k, v in (data.get("tag_scores") or {}).items() if k in tag_names},
+        "wants_image": data.get("wants_image") is True,
+        "history_dependency": _unit(data.get("history_dependency"), 1.0),
+        "tool_relevance": {k: _unit(v, 1.0) for k, v in (data.get("tool_relevance") or {}).items() if k in tool_names},
+    }
 
 
-def _copy(scores: Scores) -> Scores:
-    """Plugins may mutate the scores they get; the cached ones must not change."""
-    return Scores(
-        complexity=scores.complexity,
-        tag=scores.tag,
-        tag_scores=dict(scores.tag_scores),
-        wants_image=scores.wants_image,
-        history_dependency=scores.history_dependency,
-        tool_relevance=dict(scores.tool_relevance),
-        reasons=dict(scores.reasons),
-    )
+def _copy(scores: dict[str, Any]) -> dict[str, Any]:
+    """The cached scores must not change, whatever a plugin does with the ones it gets."""
+    return {name: dict(value) if isinstance(value, dict) else value for name, value in scores.items()}

@@ -4,40 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
+import attrs
 
-from router_core import FILE, MEDIA_KINDS, TEXT, Config, Part, RequestContext, hookimpl
-from router_plugins.tokens import count_text, media_tokens, record_saved
-from router_plugins.words import last_user_index
+from router_core import FILE, MEDIA_KINDS, TEXT, Manifest, Part, RequestContext, hookimpl
+from router_lib.tokens import count_text, media_tokens
+from router_lib.words import last_user_index
 
+
+@attrs.frozen
+class MediaSettings:
+    """``[plugins.media]``: below ``threshold`` relevance an earlier media part is not sent."""
+
+    threshold: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
+
+
+MANIFEST = Manifest(requires_scores=("media_relevance",), settings=MediaSettings)
 FIELD = "mediaOptimization"
-# Below this relevance an earlier media part is not sent; [plugins.media] threshold overrides it.
-THRESHOLD = 0.5
 
 
 @hookimpl
 def gateway_fields() -> dict[str, Any]:
     return {FIELD: bool}
-
-
-def _read_threshold(config: Config) -> float:
-    settings = config.plugin_settings("media")
-    for key in settings:
-        if key != "threshold":
-            raise ValueError(f"plugins.media.{key}: unknown setting (known: threshold)")
-    value = settings.get("threshold", THRESHOLD)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ValueError(f"plugins.media.threshold: expected a number in 0..1, got {value!r}")
-    return float(value)
-
-
-# [plugins.media] threshold, read once per app in router_startup.
-THRESHOLD_KEY = web.AppKey("media.threshold", float)
-
-
-@hookimpl
-def router_startup(app: web.Application, config: Config) -> None:
-    app[THRESHOLD_KEY] = _read_threshold(config)  # a wrong [plugins.media] table stops startup
 
 
 @hookimpl
@@ -49,8 +36,8 @@ async def pre_request(ctx: RequestContext) -> None:
     earlier = [(i, j) for i in range(last) for j, p in enumerate(ctx.call.messages[i].parts) if p.kind in MEDIA_KINDS]
     if not earlier:
         return
-    relevance = (await ctx.scores()).media_relevance
-    threshold = ctx.app[THRESHOLD_KEY]
+    relevance = (await ctx.scores("media_relevance")).get("media_relevance", {})
+    threshold = ctx.settings("media").threshold
     model, saved, removed, kept = ctx.call.model, 0, [], []
     for i, j in earlier:
         key = f"{i}:{j}"
@@ -65,7 +52,7 @@ async def pre_request(ctx: RequestContext) -> None:
         removed.append(key)
     ctx.plugin_state["media"] = {"removed": removed, "kept": kept, "threshold": threshold, "tokens_saved": saved}
     if removed:
-        record_saved(ctx, "media", saved)
+        ctx.note_saved("media", saved)
 
 
 def _marker(part: Part) -> str:

@@ -6,10 +6,12 @@ import asyncio
 import copy
 import logging
 
-from router_core import TEXT, BadRequest, Call, Message, Part, RequestContext, Usage, hookimpl
+from router_core import TEXT, BadRequest, Call, GatewayField, Manifest, Message, Part, RequestContext, Usage, hookimpl
 
 log = logging.getLogger("llm_router.planning")
 
+# A tag may choose a planning model string, which this plugin then resolves.
+MANIFEST = Manifest(requires_scores=("complexity",), after=("tags",))
 SEPARATOR = ":planning:"
 DEFAULT_TRIGGER = 0.6
 PLANNER_PROMPT = (
@@ -22,20 +24,14 @@ PLAN_HEADER = "Follow this plan, written for this request by a planning model:\n
 PLANNER_TIMEOUT = 15.0
 
 
+def _unit(value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value}")
+
+
 @hookimpl
 def gateway_fields():
-    return {"planningTriggerScore": float}
-
-
-@hookimpl
-def pre_request(ctx: RequestContext) -> None:
-    trigger = ctx.gateway.get("planningTriggerScore")
-    if trigger is not None and not 0.0 <= trigger <= 1.0:
-        raise BadRequest(
-            f"Invalid value for 'gateway.planningTriggerScore': must be between 0 and 1, got {trigger}.",
-            param="gateway.planningTriggerScore",
-            code="invalid_gateway_field",
-        )
+    return {"planningTriggerScore": GatewayField(float, check=_unit)}
 
 
 def parse(model: str) -> tuple[str, str] | None:
@@ -61,7 +57,7 @@ async def select_model(ctx: RequestContext) -> str | None:
         return None
     executor, planner = models
     trigger = ctx.gateway.get("planningTriggerScore", DEFAULT_TRIGGER)
-    complexity = (await ctx.scores()).complexity
+    complexity = (await ctx.scores("complexity")).get("complexity", 0.5)
     state = ctx.plugin_state["planning"] = {"planner": planner, "complexity": complexity, "trigger": trigger}
     if complexity <= trigger:
         state["planned"] = False

@@ -15,8 +15,13 @@ from .masking import SECRET
 
 MAX_CUSTOM_PATTERNS = 16  # each pattern is one more pass over every text of the request
 MAX_CUSTOM_PATTERN_LENGTH = 512  # long enough for any honest pattern, short enough to compile fast
-COMPILED_CACHE_SIZE = 512  # clients resend the same patterns on every request
-RE2_MAX_MEM = 8 << 20  # bytes of automaton per pattern; a bigger program is refused, not built
+# Clients resend the same patterns on every request. Each entry holds at most its
+# program plus RE2_MAX_MEM of automaton, so the cache is bounded to ~64 × 1 MB.
+COMPILED_CACHE_SIZE = 64
+RE2_MAX_MEM = 1 << 20  # bytes of automaton per pattern; a program that needs more is refused, not built
+# RE2's program size (its instruction count) is what a match's cost scales with.
+# "ACME-\d{5}" is ~20, a 50-word alternation ~400; "(.{0,100}){10}" is ~9,000.
+MAX_PROGRAM_SIZE = 2_000
 
 _OPTIONS = re2.Options()
 _OPTIONS.max_mem = RE2_MAX_MEM
@@ -30,10 +35,15 @@ class InvalidPattern(ValueError):
 @functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
 def _compile(pattern: str) -> Any:
     try:
-        return re2.compile(pattern, _OPTIONS)
+        compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else "invalid pattern"
         return InvalidPattern(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason))
+    if compiled.programsize > MAX_PROGRAM_SIZE:
+        return InvalidPattern(
+            f"its program has {compiled.programsize} instructions, more than {MAX_PROGRAM_SIZE} (bounded repeats multiply)"
+        )
+    return compiled
 
 
 def compile_custom(patterns: Sequence[str]) -> list[Any]:

@@ -62,13 +62,20 @@ def _char_class(chars: list[str]) -> str:
 
 
 # A run of foldable characters, a percent-escape or a JSON \\uXXXX escape.
-# (JSON inside a JSON string escapes its backslash: "\\u0040" is read as "@" too.)
-_CHANGES = re.compile(_char_class(list(FOLD)) + r"|%[0-9A-Fa-f]{2}|\\{1,8}u[0-9A-Fa-f]{4}")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# JSON inside a JSON string escapes its backslash: "\\u0040" is read as "@" too (the
+# backslashes before the literal "\u" are taken in by hand: a pattern that starts
+# with a literal is searched for fast).
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_FOLD_TABLE = str.maketrans(FOLD)
+# Non-ASCII text is looked at in blocks: str.isascii() skips an ASCII block at memory
+# speed, so English text with one "é" costs one block's regex scan, not the text's.
+BLOCK = 4096
 
 
 def _decode(token: str) -> str | None:
-    if len(token) == 1:
-        return FOLD[token]
+    """What an escape reads as, or ``None`` to leave it."""
     code = int(token[-4:] if token[0] == "\\" else token[1:], 16)
     if token[0] == "%" and not 0x20 <= code < 0x7F:
         return None  # %0A, UTF-8 bytes …: not a character a detector needs
@@ -111,28 +118,59 @@ class View:
         return pos - self.norm_end[k] + self.orig_end[k]
 
 
+def _changes(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, replacement)`` for every piece of ``text`` that reads differently, in order."""
+    changes: list[tuple[int, int, str]] = []
+    if "%" in text:
+        for m in _PERCENT.finditer(text):
+            decoded = _decode(m.group())
+            if decoded is not None:
+                changes.append((m.start(), m.end(), decoded))
+    if "\\u" in text:
+        for m in _UNICODE_ESCAPE.finditer(text):
+            decoded = _decode(m.group())
+            if decoded is not None:
+                start = m.start()
+                while start > 0 and m.start() - start < 8 and text[start - 1] == "\\":
+                    start -= 1
+                changes.append((start, m.end(), decoded))
+    if not text.isascii():
+        for block in range(0, len(text), BLOCK):
+            if text[block : block + BLOCK].isascii():
+                continue
+            for m in _NON_ASCII.finditer(text, block, block + BLOCK):
+                run = m.group()
+                if run.translate(_FOLD_TABLE) != run:  # else Chinese, accents …: nothing hides a value
+                    changes.extend(
+                        (m.start() + i, m.start() + i + 1, FOLD[ch]) for i, ch in enumerate(run) if ch in FOLD
+                    )
+    if len(changes) > 1:
+        changes.sort()
+    return changes
+
+
 def normalise(text: str) -> View:
     """The detection view of ``text``; plain ASCII without escapes costs one check."""
     if text.isascii() and "%" not in text and "\\u" not in text:
+        return View(text)
+    changes = _changes(text)
+    if not changes:
         return View(text)
     out: list[str] = []
     view = View("")
     pos = 0  # in the original
     length = 0  # of the normalised text so far
-    for m in _CHANGES.finditer(text):
-        replacement = _decode(m.group())
-        if replacement is None:
-            continue
-        out.append(text[pos : m.start()])
-        length += m.start() - pos
+    for start, end, replacement in changes:
+        if start < pos:
+            continue  # inside an escape already taken
+        out.append(text[pos:start])
+        length += start - pos
         view.norm_start.append(length)
-        view.orig_start.append(m.start())
+        view.orig_start.append(start)
         out.append(replacement)
         length += len(replacement)
         view.norm_end.append(length)
-        view.orig_end.append(m.end())
-        pos = m.end()
-    if not out:
-        return View(text)
+        view.orig_end.append(end)
+        pos = end
     out.append(text[pos:])
     return attrs.evolve(view, text="".join(out))

@@ -18,35 +18,43 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import phonenumbers
+import re2
 
 from . import masking
-
-if TYPE_CHECKING:
-    from .detectors import Finding
+from .finding import Finding
 
 # Linear: the body is bounded and each start is a digit, "+" or "(" not glued to a word.
 _CANDIDATE = re.compile(
     r"(?<![\w+\-./])\+?(?:\(\+?\d{1,5}\)|\d)(?:[ \-./]{0,2}(?:\(\d{1,5}\)|\d)){5,20}"
-    r"(?:\s*+(?:x|ext\.?|extension|#)\s*+\d{1,6}+)?(?![\w\-]|[./]\d)",
+    r"(?:\s*+(?:x|ext\.?|extension|#)\s*+\d{1,6}+)?(?![\w\-]|[./:]\d)",
     re.IGNORECASE,
 )
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE)
 _DATE = re.compile(r"\d{4}[./\-]\d{1,2}[./\-]\d{1,2}(?:[ T]\d.*)?|\d{1,2}[./\-]\d{1,2}[./\-]\d{2,4}(?:\s.*)?")
-_DOTTED_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){2,}")
+_DOTTED_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){2,}(?:/\d{1,2})?")  # and an IPv4 network
+_LOCAL = re.compile(r"\d{3}-\d{4}|\d{4}[ \-]\d{4}|\d{2}(?: \d{2}){3}|\(\d{2,5}\) ?\d{3,8}(?:[ \-]\d{2,4})?")
+_EMBEDDED_DATE = re.compile(r"(?:19|20)\d\d[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])")
+_DECIMAL = re.compile(r"\d+\.\d+")
+_ISBN13 = re.compile(r"97[89]-\d{1,5}-\d{1,7}-\d{1,7}-\d")
+_ISBN10 = re.compile(r"\d{1,5}-\d{1,7}-\d{1,7}-[\dXx]")
 _YEARS = re.compile(r"(?:1[89]|20)\d\d(?:[ \-/](?:1[89]|20)\d\d)+")
 
-_PHONE_WORDS = re.compile(
-    r"(?i)(?:phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
-    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯)"
+# Context words are matched with RE2: a case-insensitive alternation costs Python's
+# engine ~20-50 µs per 40 characters, RE2's DFA ~1.5 µs.
+_PHONE_WORD_LIST = (
+    r"phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
+    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯"
 )
-_REFERENCE_WORDS = re.compile(
+_PHONE_WORDS = re2.compile(f"(?i)(?:{_PHONE_WORD_LIST})")
+# A reference word counts when it introduces the number: "Invoice 123…", "order no. 123…", "Ref: 123…".
+_REFERENCE_WORDS = re2.compile(
     r"(?i)(?:invoice|inv\b|order|ref\b|ref\.|reference|ticket|case|tracking|serial|sku|ean|isbn|issn|gtin|upc"
     r"|account|acct|iban|po\b|p\.o\.|nr\b|no\.|number\s*#|#|\bid\b|version|build|release|patent|part|model"
     r"|item|customer|transaction|txn|receipt|batch|lot|shipment|parcel|booking|policy|claim|member|employee"
     r"|routing|swift|checksum|hash|ssn|social security|tax)"
+    r"[\s:#.\-]{0,3}(?:no\.?|nr\.?|number|num\.?|#)?[\s:#.\-]{0,3}$"
 )
 CONTEXT = 40  # characters before a candidate read for words
 
@@ -107,12 +115,26 @@ def _phone_grouping(value: str) -> bool:
         digits = groups[0]
         # Unbroken: a trunk-prefixed national number or a Chinese/Indian style mobile.
         return (digits[0] == "0" and digits[1] != "0" and 9 <= len(digits) <= 12) or bool(
-            re.fullmatch(r"1[3-9]\d{9}|[6-9]\d{9}", digits)
+            re.fullmatch(r"1[3-9]\d{9}", digits)  # a Chinese mobile
         )
     if len(groups) == 2 and groups[0][0] != "0":
-        return len(groups[0]) in (3, 4) and len(groups[1]) == 4 and len(_digits(value)) >= 7
+        return len(groups[0]) in (3, 4) and len(groups[1]) == 4  # a local number: 555-1234, 2212 3456
     longest = 8 if groups[0][0] == "0" else 5  # after a trunk 0 the subscriber part may be one group
     return all(1 <= len(g) <= longest for g in groups)
+
+
+def ean13_valid(digits: str) -> bool:
+    if len(digits) != 13:
+        return False
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    return (10 - total % 10) % 10 == int(digits[12])
+
+
+def isbn10_valid(chars: str) -> bool:
+    if len(chars) != 10:
+        return False
+    total = sum((10 - i) * (10 if ch in "xX" else int(ch)) for i, ch in enumerate(chars))
+    return total % 11 == 0
 
 
 def is_phone(text: str, start: int, value: str) -> bool:
@@ -121,26 +143,41 @@ def is_phone(text: str, start: int, value: str) -> bool:
     if not 7 <= len(digits) <= 15:
         return False
     before = text[max(0, start - CONTEXT) : start]
+    if core.startswith("00") and _REFERENCE_WORDS.search(before):
+        return False  # "Invoice number: 0050-1476-1002"
     if core[0] == "+" or core.startswith("00"):
-        if 8 <= len(digits) <= 16 and _international(core):  # 15 (E.164) and a written trunk "(0)"
+        if _DECIMAL.fullmatch(core.lstrip("+")):
+            return False  # +35236450.6 is a signed decimal
+        if core.startswith("00") and len(core) == 13 and core.isdigit() and ean13_valid(core):
+            return False  # a UPC/EAN-13 barcode with leading zeros
+        if 7 <= len(digits) <= 16 and _international(
+            core
+        ):  # +290 8999: St Helena has 4-digit numbers  # 15 (E.164) and a written trunk "(0)"
             return True
         if core[0] == "+":
             return False
-    if _DATE.fullmatch(core) or _DOTTED_VERSION.fullmatch(core) or _YEARS.fullmatch(core):
+    if _DATE.fullmatch(core) or _DOTTED_VERSION.fullmatch(core) or _YEARS.fullmatch(core) or _DECIMAL.fullmatch(core):
         return False
-    phone_word = _PHONE_WORDS.search(before) is not None
-    if phone_word:
-        # The nearest word decides: "call about invoice 12345678" is an invoice.
-        last_phone = max(m.end() for m in _PHONE_WORDS.finditer(before))
-        refs = [m.end() for m in _REFERENCE_WORDS.finditer(before)]
-        return not refs or last_phone >= max(refs)
-    if _REFERENCE_WORDS.search(before):
+    if _EMBEDDED_DATE.search(core):
+        return False  # "2005-05-26-10458", "v2.26 2000/09/07 22": a date inside
+    if _ISBN13.fullmatch(core) and ean13_valid(digits):
+        return False  # 978-1-59293-468-3
+    if _ISBN10.fullmatch(core) and isbn10_valid(digits + ("X" if core[-1] in "xX" else "")):
         return False
-    return len(digits) >= 9 and _phone_grouping(core) and _valid_national(digits)
+    ref = _REFERENCE_WORDS.search(before)
+    if ref is not None:
+        # "Invoice no. 555-1234" is an invoice; "Tel. no. 555-1234" and "Phone #: …" are phones.
+        return _PHONE_WORDS.search(before[max(0, ref.start() - 8) :]) is not None
+    if _PHONE_WORDS.search(before):
+        return True
+    if len(digits) < 9:  # a local number: written as one, and valid somewhere
+        if re.fullmatch(r"\d{3}-(?:19|20)\d\d", core):
+            return False  # "IEEE 854-1987": a standard and its year
+        return bool(_LOCAL.fullmatch(core)) and _valid_national(digits)
+    return _phone_grouping(core) and _valid_national(digits)
 
 
 def find_phones(text: str) -> Iterator[Finding]:
-    from .detectors import Finding
 
     for m in _CANDIDATE.finditer(text):
         value = m.group().rstrip(" -./")
@@ -148,5 +185,13 @@ def find_phones(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), m.start() + len(value), "phone", masking.mask_phone(value))
 
 
-# A loose RE2 superset of the candidates: seven digits with at most two separators between any two.
-PHONE_SEED = r"\d(?:[ \-./()]{0,3}\d){6}"
+# A loose RE2 superset of what is_phone accepts: a "+" or "00" number, seven digits
+# after a phone word, or nine digits that are not a date and time ("2024-03-15 10:30").
+PHONE_SEED = (
+    r"\+\(?\d(?:[ \-./()]{0,3}\d){6}|00\d(?:[ \-./()]{0,3}\d){5}"
+    # (no counted gap such as [\s\S]{0,40} after the word: in a set with other seeds
+    # it makes RE2's DFA blow up and fall back to a hundred times slower matching)
+    rf"|(?i:{_PHONE_WORD_LIST})[^\n]*\n?[^\n]*\d(?:[ \-./()]{{0,3}}\d){{6}}"
+    r"|\d(?:[ \-./()]{0,3}\d){8}(?:[^:\d]|:\D|:?$)"
+    r"|\b\d{3}-\d{4}\b|\b\d{4}[ \-]\d{4}\b|\b\d\d \d\d \d\d \d\d\b|\(\d{2,5}\) ?\d{3}"
+)

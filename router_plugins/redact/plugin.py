@@ -10,16 +10,17 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from router_core import ReplyBody, RequestContext, StreamPiece, hookimpl
+from router_core import Manifest, ReplyBody, RequestContext, StreamPiece, hookimpl
 
 from .custom import compile_custom
 from .detectors import DETECTORS
 from .redaction import Redaction
 from .restore import StreamRestorer, json_escaped, restore_text
-from .settings import ServerSettings, read_settings
+from .settings import ServerSettings
 
 # Any exception here refuses the request: text is never forwarded unredacted.
 FAIL_CLOSED = True
+MANIFEST = Manifest(settings=ServerSettings)
 
 log = logging.getLogger("llm_router.redact")
 
@@ -74,8 +75,8 @@ WORKERS = web.AppKey("redact.workers", asyncio.Semaphore)
 
 
 @hookimpl
-def router_startup(app: web.Application, config: Any) -> None:
-    app[SETTINGS] = read_settings(config.plugin_settings("redact"))  # a wrong setting stops startup
+def router_startup(app: web.Application, settings: ServerSettings) -> None:
+    app[SETTINGS] = settings  # validated by the core from [plugins.redact]
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=MAX_CONCURRENT, thread_name_prefix="redact")
     app[WORKERS] = asyncio.Semaphore(MAX_CONCURRENT)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import bisect
 import functools
+import re
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -35,7 +38,14 @@ def seed_set(detectors: tuple[Detector, ...]) -> Any:
 
 
 # Texts up to this size are searched whole; bigger ones only around their seeds' matches.
-WHOLE_TEXT = 16_384
+WHOLE_TEXT = 2_048
+# Big texts are seeded chunk by chunk: one RE2 set match per chunk, then the matching
+# detectors' seeds located inside that chunk only (a Python call per seed match is
+# cheap; a search over the whole text per match is not).
+CHUNK = 32_768
+# A chunk where a seed matches this often is searched whole: a text made of seeds
+# ("sk-sk-sk-…") costs one window, not a Python step per seed.
+DENSE = 64
 # Context searched on each side of a seed match: more than any value reaches beyond its
 # seed. A finding that still touches a window's edge widens the window and is searched again.
 MARGIN = 256
@@ -43,20 +53,86 @@ MARGIN = 256
 
 @functools.lru_cache(maxsize=len(DETECTORS))
 def seed_pattern(detector: Detector) -> Any:
-    return re2.compile(detector.seed)
+    """The seed, compiled to search bytes: offsets come back as they are, with no
+    conversion from UTF-8 offsets to characters (which costs a scan per match)."""
+    return re2.compile(detector.seed.encode())
 
 
-def find_near_seeds(text: str, detector: Detector) -> list[Finding]:
-    """``detector.find`` over the parts of ``text`` its seed matched, with context around them."""
-    if len(text) <= WHOLE_TEXT:
-        return list(detector.find(text))
-    windows: list[list[int]] = []
-    for m in seed_pattern(detector).finditer(text):
-        start, end = max(0, m.start() - MARGIN), min(len(text), m.end() + MARGIN)
-        if windows and start <= windows[-1][1]:
-            windows[-1][1] = end
-        else:
-            windows.append([start, end])
+# Non-ASCII text is seeded in sub-blocks of this size (each one a window when it
+# matches), since its UTF-8 offsets are not character offsets.
+SUB_BLOCK = 1_024
+
+
+def _add(spans: list[list[int]], start: int, end: int) -> None:
+    """Add ``[start, end)`` to windows kept sorted and merged (``start`` never goes back far)."""
+    while spans and start <= spans[-1][1] and end >= spans[-1][0]:
+        old = spans.pop()
+        start, end = min(start, old[0]), max(end, old[1])
+    spans.append([start, end])
+
+
+_NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
+# A chunk with more non-ASCII characters than this (Chinese, Russian …) is seeded in
+# sub-blocks instead of through a byte → character offset table.
+MAX_OFFSET_TABLE = 2_048
+
+
+def _char_offsets(chunk: str) -> Callable[[int], int] | None:
+    """UTF-8 byte offset → character offset in ``chunk``, or ``None`` when too costly to build."""
+    if chunk.isascii():
+        return lambda b: b
+    ends: list[int] = []  # byte offset just after each multi-byte character
+    extra: list[int] = []  # bytes beyond one per character, up to and including it
+    total = 0
+    for n, m in enumerate(_NON_ASCII_CHAR.finditer(chunk)):
+        if n == MAX_OFFSET_TABLE:
+            return None
+        width = len(m.group().encode()) - 1
+        total += width
+        ends.append(m.start() + total + 1)
+        extra.append(total)
+
+    def offset(b: int) -> int:
+        k = bisect.bisect_right(ends, b)
+        return b - (extra[k - 1] if k else 0)
+
+    return offset
+
+
+def seeded_windows(text: str, detectors: Sequence[Detector]) -> dict[int, list[list[int]]]:
+    """Detector index → the merged ``[start, end)`` windows of ``text`` around its seed's matches."""
+    seeds = seed_set(tuple(detectors))
+    windows: dict[int, list[list[int]]] = {}
+    for i in range(0, len(text), CHUNK):
+        base = max(0, i - MARGIN)  # a seed match across a chunk's edge is whole in the wider slice
+        chunk = text[base : i + CHUNK]
+        hits = seeds.Match(chunk)
+        if not hits:
+            continue
+        offset = _char_offsets(chunk)
+        if offset is not None:
+            data = chunk.encode()
+            for index in hits:
+                spans = windows.setdefault(index, [])
+                for n, m in enumerate(seed_pattern(detectors[index]).finditer(data)):
+                    if n == DENSE:  # searched whole
+                        _add(spans, max(0, base - MARGIN), min(len(text), base + len(chunk) + MARGIN))
+                        break
+                    start, end = base + offset(m.start()), base + offset(m.end())
+                    _add(spans, max(0, start - MARGIN), min(len(text), end + MARGIN))
+            continue
+        for j in range(0, len(chunk), SUB_BLOCK):
+            sub_base = max(0, j - MARGIN)
+            for index in seeds.Match(chunk[sub_base : j + SUB_BLOCK]) or ():
+                start = base + sub_base
+                _add(
+                    windows.setdefault(index, []), max(0, start - MARGIN), min(len(text), base + j + SUB_BLOCK + MARGIN)
+                )
+    return windows
+
+
+def find_in_windows(text: str, detector: Detector, windows: list[list[int]]) -> list[Finding]:
+    """``detector.find`` over ``windows`` of ``text``, widening any window a finding touches the edge of."""
     found: list[Finding] = []
     i = 0
     while i < len(windows):
@@ -88,9 +164,12 @@ def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = (
     """
     found: list[Finding] = []
     if detectors:
-        hits = seed_set(tuple(detectors)).Match(text) or ()
-        for index in sorted(hits):
-            found.extend(find_near_seeds(text, detectors[index]))
+        if len(text) <= WHOLE_TEXT:
+            for index in sorted(seed_set(tuple(detectors)).Match(text) or ()):
+                found.extend(detectors[index].find(text))
+        else:
+            for index, windows in sorted(seeded_windows(text, detectors).items()):
+                found.extend(find_in_windows(text, detectors[index], windows))
     if custom:
         found.extend(find_custom(text, custom))
     if len(found) < 2:
@@ -139,12 +218,11 @@ def apply(text: str, replacements: Sequence[Replacement], offset: int = 0) -> st
 
 # Placeholders carry this many random letters per request: text that a client or a
 # document supplies ("[EMAIL_1]", or a guess) never resolves to a value.
-NONCE_LENGTH = 6
-_NONCE_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+NONCE_LENGTH = 6  # base32: 30 bits, a new draw per request
 
 
 def new_nonce() -> str:
-    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
+    return base64.b32encode(secrets.token_bytes(5)).decode()[:NONCE_LENGTH].lower()
 
 
 @attrs.define
@@ -162,7 +240,7 @@ class Redaction:
     originals: dict[str, str] = attrs.field(factory=dict)  # placeholder → value
     placeholders: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (detector, value) → placeholder
     stream: StreamRestorer | None = None  # restore mode, streamed answers
-    nonce: str = attrs.field(factory=new_nonce)
+    nonce: str = ""  # drawn with the first placeholder: masking requests pay nothing
     _numbers: Counter[str] = attrs.field(factory=Counter)
 
     def replacements(self, text: str) -> list[Replacement]:
@@ -204,6 +282,7 @@ class Redaction:
         key = (detector, value)
         placeholder = self.placeholders.get(key)
         if placeholder is None:
+            self.nonce = self.nonce or new_nonce()
             self._numbers[detector] += 1
             placeholder = f"[{detector.upper()}_{self._numbers[detector]}_{self.nonce}]"
             self.placeholders[key] = placeholder

@@ -1,12 +1,6 @@
-"""``[plugins.redact]``: the server's redaction settings, validated once at startup.
-
-Parsed here, inside the plugin, so a move to the core's plugin-settings declarations
-later is one import away.
-"""
+"""``[plugins.redact]``: the server's redaction settings, declared to the core, which validates them."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import attrs
 
@@ -16,33 +10,21 @@ MODES = ("mask", "restore")
 # Where restore mode puts values back: "text" = the answer's plain text only (never
 # inside a URL or a link, never into tool-call arguments); "all" = also tool calls.
 RESTORE_INTO = ("text", "all")
-KNOWN = frozenset({"mode", "restore_into", "display"})
+
+
+def _displayable(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    wrong = sorted(set(value) - set(DISPLAY))
+    if wrong:
+        known = ", ".join(DISPLAY)
+        raise ValueError(
+            f"'{attribute.name}' names {', '.join(wrong)}, which has no display mask (choose from {known})"
+        )
 
 
 @attrs.frozen
 class ServerSettings:
-    mode: str = "mask"
-    restore_into: str = "text"
-    display: frozenset[str] = frozenset()  # detectors whose partial display mask is opted into
-
-
-def read_settings(table: dict[str, Any]) -> ServerSettings:
-    """``[plugins.redact]`` → :class:`ServerSettings`; anything unknown or wrong is a startup error."""
-    unknown = set(table) - KNOWN
-    if unknown:
-        raise ValueError(f"plugins.redact: unknown setting(s) {', '.join(sorted(unknown))}")
-    mode = table.get("mode", "mask")
-    if mode not in MODES:
-        raise ValueError(f"plugins.redact.mode: {mode!r} is not one of {', '.join(MODES)}")
-    restore_into = table.get("restore_into", "text")
-    if restore_into not in RESTORE_INTO:
-        raise ValueError(f"plugins.redact.restore_into: {restore_into!r} is not one of {', '.join(RESTORE_INTO)}")
-    display = table.get("display", [])
-    if not isinstance(display, list) or not all(isinstance(d, str) for d in display):
-        raise ValueError("plugins.redact.display: must be a list of detector names")
-    wrong = [d for d in display if d not in DISPLAY]
-    if wrong:
-        raise ValueError(
-            f"plugins.redact.display: {', '.join(wrong)} has no display mask (choose from {', '.join(DISPLAY)})"
-        )
-    return ServerSettings(mode, restore_into, frozenset(display))
+    mode: str = attrs.field(default="mask", validator=attrs.validators.in_(MODES))
+    restore_into: str = attrs.field(default="text", validator=attrs.validators.in_(RESTORE_INTO))
+    # detectors whose partial display mask is opted into
+    # (a TOML array: declared as a list so that a bare string is refused, kept as a tuple)
+    display: list[str] = attrs.field(factory=tuple, converter=tuple, validator=_displayable)

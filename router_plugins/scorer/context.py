@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from router_core import AUDIO, FILE, IMAGE, MEDIA_KINDS, Call, Message, Tool
-from router_plugins.words import (
+from router_lib.words import (
     CACHED_TEXT_CHARS,
     cached_stems,
     content_stems,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router_plugins.words import CACHE_SIZE, CACHED_TEXT_CHARS
+from router_lib.words import CACHE_SIZE, CACHED_TEXT_CHARS
 
 log = logging.getLogger("llm_router.scorer")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from router_plugins.words import CACHED_TEXT_CHARS, cached_stems, content_words, stem
+from router_lib.words import CACHED_TEXT_CHARS, cached_stems, content_words, stem
 
 from .embed import PROMPT_CHARS
 from .lexicon import cue_words

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
-from router_core import RequestContext, Scores, hookimpl
-from router_plugins.planning.plugin import SEPARATOR as PLANNING_SEPARATOR
+from aiohttp import web
+
+from router_core import Manifest, RequestContext, hookimpl
+from router_lib.embedding import EMBEDDER
 
 from . import context
 from .complexity import complexity
@@ -15,6 +18,9 @@ from .image_intent import wants_image
 from .intent import match_tags
 
 log = logging.getLogger("llm_router.scorer")
+
+SCORES = ("tag", "tag_scores", "complexity", "wants_image", "history_dependency", "media_relevance", "tool_relevance")
+MANIFEST = Manifest(provides_scores=SCORES)
 
 
 @functools.cache
@@ -28,46 +34,37 @@ def loaded_embedder() -> Embedder | None:
 
 
 @hookimpl
-def router_startup() -> None:
-    loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
-
-
-def _enabled(ctx: RequestContext, field: str) -> bool:
-    """Whether the request turned on an optimisation (``True`` or a settings object with ``enabled``)."""
-    value = ctx.gateway.get(field)
-    return bool(getattr(value, "enabled", value))
+def router_startup(app: web.Application) -> None:
+    model = loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
+    if model is not None:
+        app[EMBEDDER] = model  # shared with the plugins that compare texts, never a second copy
 
 
 @hookimpl(trylast=True)
-def score_request(ctx: RequestContext) -> Scores:
-    """Only the scores some plugin of this request will read; the others keep their neutral defaults."""
-    call, gateway = ctx.call, ctx.gateway
+def score_request(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any]:
+    """Exactly the scores asked for; the scorer knows nothing of who asks."""
+    call = ctx.call
     model = loaded_embedder()
     prompt = call.prompt
-    scores = Scores()
-    tags = gateway.get("tags")
-    if tags or PLANNING_SEPARATOR in call.model or "planningTriggerScore" in gateway:
-        scores.complexity, scores.reasons["complexity"] = complexity(prompt)
-    if gateway.get("imageGenerationModel"):
-        scores.wants_image, scores.reasons["wants_image"] = wants_image(prompt)
-    if tags:
-        scores.tag, scores.tag_scores, scores.reasons["tag"] = match_tags(prompt, tags, model)
+    scores: dict[str, Any] = {}
+    reasons: dict[str, str] = ctx.plugin_state.setdefault("scorer", {})  # explain shows why
+    if "complexity" in wanted:
+        scores["complexity"], reasons["complexity"] = complexity(prompt)
+    if "wants_image" in wanted:
+        scores["wants_image"], reasons["wants_image"] = wants_image(prompt)
+    if "tag" in wanted or "tag_scores" in wanted:
+        # The tags offered are the input, not a consumer: whoever asks, they are in the request.
+        scores["tag"], scores["tag_scores"], reasons["tag"] = match_tags(prompt, ctx.gateway.get("tags") or (), model)
     try:
-        _add_context_scores(ctx, scores, model)
-    except Exception as exc:  # an optimisation input: neutral defaults beat refusing the request
+        if "history_dependency" in wanted:
+            scores["history_dependency"], reasons["history_dependency"] = context.history_dependency(call, model)
+        if "media_relevance" in wanted:
+            scores["media_relevance"] = context.media_relevance(call, model)
+        if "tool_relevance" in wanted:
+            scores["tool_relevance"] = context.tool_relevance(call, model)
+    except Exception as exc:  # an optimisation input: the asker's neutral default beats refusing the request
         # The type only (traceback at debug level): the message may quote the prompt.
         log.warning(
-            "context scores failed (%s); defaults kept", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
+            "context scores failed (%s); not given", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
         )
     return scores
-
-
-def _add_context_scores(ctx: RequestContext, scores: Scores, model: Embedder | None) -> None:
-    """History, media and tool scores, each only when its optimisation is on and there is something to score."""
-    call = ctx.call
-    if _enabled(ctx, "chatHistoryCompression") and sum(m.role in ("user", "assistant") for m in call.messages) > 1:
-        scores.history_dependency, scores.reasons["history_dependency"] = context.history_dependency(call, model)
-    if _enabled(ctx, "mediaOptimization") and any(p.kind != "text" for m in call.messages for p in m.parts):
-        scores.media_relevance = context.media_relevance(call, model)
-    if _enabled(ctx, "toolOptimization") and call.tools:
-        scores.tool_relevance = context.tool_relevance(call, model)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import attrs
 
-from router_core import BadRequest, RequestContext, hookimpl
+from router_core import BadRequest, Manifest, RequestContext, hookimpl
+
+# Tags choose the model; image generation and planning act on the model a tag chose, so they
+# declare themselves after tags.
+MANIFEST = Manifest(requires_scores=("tag", "tag_scores", "complexity"))
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute, value: object) -> None:
@@ -44,15 +48,14 @@ async def select_model(ctx: RequestContext) -> str | None:
     tags: list[Tag] | None = ctx.gateway.get("tags")
     if not tags:
         return None
-    scores = await ctx.scores()
-    ctx.headers["x-router-complexity"] = f"{scores.complexity:.2f}"
-    if scores.wants_image and ctx.gateway.get("imageGenerationModel"):
-        return None  # the image plugin, later in the chain, answers this one
-    tag = next((t for t in tags if t.name == scores.tag), None)
+    scores = await ctx.scores("tag", "tag_scores", "complexity")
+    complexity = scores.get("complexity", 0.5)
+    ctx.headers["x-router-complexity"] = f"{complexity:.2f}"
+    tag = next((t for t in tags if t.name == scores.get("tag")), None)
     if tag is None:
-        if ctx.call.model:
-            return None  # the client named a fallback model
-        best = max(scores.tag_scores.items(), key=lambda kv: kv[1], default=None)
+        if ctx.call.model or await _image_wanted(ctx):
+            return None  # the client named a fallback model, or the image plugin answers
+        best = max(scores.get("tag_scores", {}).items(), key=lambda kv: kv[1], default=None)
         detail = f" (best: '{best[0]}' at {best[1]:.2f})" if best else ""
         raise BadRequest(
             f"No tag in gateway.tags matches this prompt well enough{detail}; send 'model' as a fallback.",
@@ -61,4 +64,11 @@ async def select_model(ctx: RequestContext) -> str | None:
         )
     ctx.headers["x-router-tag"] = tag.name
     ctx.tag = tag.name
-    return pick_model(tag.models, scores.complexity)
+    return pick_model(tag.models, complexity)
+
+
+async def _image_wanted(ctx: RequestContext) -> bool:
+    """Whether a prompt that matches no tag asks for an image some plugin will generate (so no 400)."""
+    if not ctx.gateway.get("imageGenerationModel"):
+        return False
+    return bool((await ctx.scores("wants_image")).get("wants_image"))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
 
-from router_core import RequestContext, hookimpl
-from router_plugins.tokens import record_saved, tool_tokens
+from router_core import Manifest, RequestContext, Tool, hookimpl
+from router_lib.tokens import tool_tokens
 
 from .select import dependencies, forced_names, forces_use, used_names
 
+MANIFEST = Manifest(requires_scores=("tool_relevance",))
 FIELD = "toolOptimization"
 
 
@@ -34,7 +36,7 @@ async def pre_request(ctx: RequestContext) -> None:
     call = ctx.call
     if settings is None or not settings.enabled or not any(t.type == "function" for t in call.tools):
         return
-    relevance = (await ctx.scores()).tool_relevance
+    relevance = (await ctx.scores("tool_relevance")).get("tool_relevance", {})
     pinned = set(settings.alwaysInclude) | forced_names(call.tool_choice) | used_names(call)
     # A tool the scorer did not rate is kept: optimisations fail open.
     chosen = {t.name for t in call.tools if t.type != "function" or relevance.get(t.name, 1.0) >= settings.acceptScore}
@@ -51,11 +53,24 @@ async def pre_request(ctx: RequestContext) -> None:
         # Providers refuse tool_choice / parallel_tool_calls without tools.
         call.tool_choice = None
         call.params.pop("parallel_tool_calls", None)
-    saved = sum(tool_tokens(t, call.model) for t in dropped)
+    saved = await _tokens_saved(dropped, call.model)
     ctx.plugin_state["tools"] = {
         "kept": [t.name for t in call.tools],
         "dropped": [t.name for t in dropped],
         "scores": {t: round(s, 3) for t, s in relevance.items()},
         "tokens_saved": saved,
     }
-    record_saved(ctx, "tools", saved)
+    ctx.note_saved("tools", saved)
+
+
+# Counting this much dropped tool text (tiktoken releases the GIL) goes to a worker thread.
+THREAD_ABOVE_CHARS = 50_000
+
+
+async def _tokens_saved(dropped: list[Tool], model: str) -> int:
+    def count() -> int:
+        return sum(tool_tokens(t, model) for t in dropped)
+
+    if sum(len(t.description) for t in dropped) > THREAD_ABOVE_CHARS:
+        return await asyncio.to_thread(count)
+    return count()

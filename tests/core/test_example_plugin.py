@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from router_core.app import create_app
-from router_core.config import parse_config
+from router_core.config import ConfigError, parse_config
 from tests.conftest import base_config, sdk
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "llm-router-shout"
@@ -37,11 +37,14 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
+def shout_config(upstream, **plugins):
+    return parse_config({**base_config(upstream.url), "plugins": {"enabled": ["shout"], **plugins}}, env={})
+
+
 @pytest.fixture
 async def shouting(installed, monkeypatch, aiohttp_client, upstream):
     monkeypatch.syspath_prepend(str(installed))
-    config = parse_config({**base_config(upstream.url), "plugins": {"enabled": ["shout"]}}, env={})
-    return await aiohttp_client(create_app(config))
+    return await aiohttp_client(create_app(shout_config(upstream)))
 
 
 async def test_installed_plugin_is_discovered_and_enabled(shouting):
@@ -70,3 +73,32 @@ async def test_installed_plugin_validates_its_field(shouting):
     )
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == "gateway.shout"
+
+
+async def test_installed_plugin_reads_its_declared_settings(installed, monkeypatch, aiohttp_client, upstream):
+    monkeypatch.syspath_prepend(str(installed))
+    client = sdk(await aiohttp_client(create_app(shout_config(upstream, shout={"suffix": "!!"}))))
+    answer = await client.responses.create(model="openai/gpt-4o", input="hi", extra_body={"gateway": {"shout": True}})
+    assert answer.output_text == "HELLO FROM UPSTREAM!!"
+    stream = await client.chat.completions.create(
+        model="chatonly/x",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_body={"gateway": {"shout": True}},
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "HELLO FROM UPSTREAM!!"
+
+
+@pytest.mark.parametrize(
+    ("plugins", "expected"),
+    [
+        ({"shout": {"suffix": "way too long"}}, "plugins.shout.suffix:"),
+        ({"shout": {"sufix": "!"}}, "plugins.shout.sufix: unknown setting"),
+        ({"enabled": ["shout", "redact"]}, "'redact' must come before 'shout'"),
+    ],
+)
+def test_installed_plugin_declarations_are_checked(installed, monkeypatch, upstream, plugins, expected):
+    monkeypatch.syspath_prepend(str(installed))
+    with pytest.raises(ConfigError) as info:
+        create_app(shout_config(upstream, **plugins))
+    assert expected in "\n".join(info.value.messages)

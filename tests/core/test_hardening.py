@@ -156,7 +156,7 @@ async def test_connections_over_the_cap_get_a_503_and_the_rest_keep_working(serv
     ],
 )
 async def test_counts_above_the_limits_are_400s_naming_the_limit(make_gateway, overrides, body, param, setting):
-    client = await make_gateway({"server": overrides, "plugins": {"enabled": ["tags"]}})
+    client = await make_gateway({"server": overrides, "plugins": {"enabled": ["scorer", "tags"]}})
     resp = await client.post(CHAT, json={"model": "openai/gpt-4o", "messages": HI, **body})
     error = (await resp.json())["error"]
     assert resp.status == 400

@@ -13,6 +13,7 @@ import pytest
 from router_core import (
     BadRequest,
     GatewayField,
+    Manifest,
     Message,
     PolicyViolation,
     Reply,
@@ -41,8 +42,11 @@ class Budget:
 class Recorder:
     """A throwaway plugin that implements every hook and records each call."""
 
+    MANIFEST = Manifest(provides_scores=("complexity",), requires_scores=("complexity",))
+
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.replies: list = []
 
     @hookimpl
     def router_startup(self, app, config):
@@ -77,19 +81,18 @@ class Recorder:
         self.calls.append("pre_request")
         ctx.call.messages[-1].parts[0].text += " [seen by recorder]"
         ctx.wants_stream_events = True
+        ctx.wants_reply = True
 
     @hookimpl
-    def score_request(self, ctx):
+    def score_request(self, ctx, wanted):
         self.calls.append("score_request")
-        from router_core import Scores
-
-        return Scores(complexity=0.42)
+        return {"complexity": 0.42}
 
     @hookimpl
     async def select_model(self, ctx):
         self.calls.append("select_model")
-        scores = await ctx.scores()
-        ctx.headers["x-test-complexity"] = str(scores.complexity)
+        scores = await ctx.scores("complexity")
+        ctx.headers["x-test-complexity"] = str(scores["complexity"])
 
     @hookimpl
     def select_provider(self, ctx, routes):
@@ -104,6 +107,11 @@ class Recorder:
     def upstream_request(self, ctx, route, body):
         self.calls.append("upstream_request")
         body["metadata"] = {"via": route.name}
+
+    @hookimpl
+    def reply_complete(self, ctx, reply):
+        self.calls.append("reply_complete")
+        self.replies.append((ctx.reply_id, reply))
 
     @hookimpl
     def post_response(self, ctx, reply):
@@ -164,9 +172,21 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
         "select_provider",
         "serve_request",
         "upstream_request",
+        "reply_complete",
         "post_response",
         "request_finished",
     ]
+    reply_id, reply = recorder.replies[-1]
+    assert reply.id == reply_id == body["id"] and reply_id.startswith("gen_")
+    assert reply.text == "Hello from upstream" and reply.model == "openai/gpt-4o"  # as upstream said it, before hooks
+
+
+async def test_reply_complete_sees_a_streamed_answer(client, recorder):
+    stream = await sdk(client).chat.completions.create(model="openai/gpt-4o", messages=HI, stream=True)
+    ids = {c.id async for c in stream}
+    reply_id, reply = recorder.replies[-1]
+    assert ids == {reply_id}
+    assert reply.text == "Hello from upstream" and reply.usage.output_tokens == 4
 
 
 async def test_stream_hook_can_add_pieces(client):
@@ -320,9 +340,9 @@ async def test_shutdown_hook_runs(make_gateway, recorder):
 
 
 def _core_modules():
-    from router_core import app, outcome, pipeline, upstream
+    from router_core import app, outcome, pipeline, plugins, upstream
 
-    return [app, outcome, pipeline, upstream]
+    return [app, outcome, pipeline, plugins, upstream]
 
 
 async def test_stream_end_reaches_hooks_once(make_gateway):

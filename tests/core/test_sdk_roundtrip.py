@@ -43,7 +43,7 @@ async def test_responses_translated_to_chat_upstream(gateway, upstream):
     answer = raw.parse()
     assert isinstance(answer, Response)
     assert answer.output_text == "Hello from upstream"
-    assert answer.id.startswith("resp_")
+    assert answer.id.startswith("gen_")
     assert answer.usage.input_tokens == 11 and answer.usage.output_tokens == 7
     assert raw.headers["x-router-provider"] == "chatonly"
     assert upstream.last.path == "/v1/chat/completions"

@@ -395,3 +395,80 @@ async def test_stream_failing_before_the_first_byte_falls_back_to_another_kind(m
     )
     assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "Hello from upstream"
     assert backup.last.json["model"] == "claude-via-backup"
+
+
+# ---------------------------------------------------------------- Responses fields on Claude
+
+
+async def test_responses_parse_over_claude_uses_a_forced_schema_tool(client, claude):
+    from pydantic import BaseModel
+
+    class Place(BaseModel):
+        city: str
+
+    claude.reply = {
+        **TEXT_REPLY,
+        "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": messages.STRUCTURED_TOOL, "input": {"city": "Paris"}}
+        ],
+        "stop_reason": "tool_use",
+    }
+    parsed = await sdk(client).responses.parse(
+        model=MODEL,
+        input="Where is the Louvre?",
+        text_format=Place,
+        include=["reasoning.encrypted_content"],
+        store=True,
+    )
+    assert parsed.output_parsed == Place(city="Paris") and parsed.status == "completed"
+    sent = claude.last.json
+    assert sent["tool_choice"] == {"type": "tool", "name": messages.STRUCTURED_TOOL}
+    assert sent["tools"][0]["input_schema"]["properties"] == {"city": {"title": "City", "type": "string"}}
+    assert "include" not in sent and "store" not in sent and "text" not in sent
+
+
+async def test_structured_answer_streams_as_text(client, claude):
+    tool = {"type": "tool_use", "id": "toolu_2", "name": messages.STRUCTURED_TOOL, "input": {}}
+    start = {**TEXT_REPLY, "content": [], "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
+    claude.events = sse(
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": tool},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"city":'}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '"Rome"}'}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}},
+        {"type": "message_stop"},
+    )
+    events = [
+        e
+        async for e in await sdk(client).responses.create(
+            model=MODEL, input="Where?", stream=True, text={"format": {"type": "json_object"}}
+        )
+    ]
+    assert events[-1].response.output_text == '{"city":"Rome"}' and events[-1].response.status == "completed"
+
+
+@pytest.mark.parametrize("effort,budget,max_tokens", [("low", 1024, 4096 + 1024), ("high", 16384, 4096 + 16384)])
+async def test_reasoning_effort_becomes_a_thinking_budget(client, claude, effort, budget, max_tokens):
+    await sdk(client).responses.create(model=MODEL, input="Think", reasoning={"effort": effort, "summary": "auto"})
+    sent = claude.last.json
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": budget} and sent["max_tokens"] == max_tokens
+    assert "reasoning" not in sent
+
+
+async def test_reasoning_under_a_small_limit_is_refused(client, claude):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk(client).responses.create(
+            model=MODEL, input="Think", reasoning={"effort": "high"}, max_output_tokens=600
+        )
+    assert caught.value.body["param"] == "reasoning.effort" and "'anthropic'" in caught.value.body["message"]
+
+
+async def test_truncation_auto_is_refused_for_claude(client, claude):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk(client).responses.create(model=MODEL, input="hi", truncation="auto")
+    assert caught.value.body["param"] == "truncation"

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from router_plugins.history import compress as compress_module
 from router_plugins.scorer import plugin as scorer_plugin
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
@@ -188,16 +187,6 @@ async def test_bad_score_is_a_400(make_gateway):
 async def test_a_bad_table_stops_startup(make_gateway, table, key):
     with pytest.raises(Exception, match=re.escape(key)):  # the core may wrap it; the message names the key
         await context_gateway(make_gateway, "history", settings={"history": table})
-
-
-async def test_limits_are_read_once_at_startup(make_gateway, upstream, monkeypatch):
-    client = await context_gateway(make_gateway, "history", settings={"history": {"max_chars": 3000}})
-    calls = []
-    monkeypatch.setattr(compress_module.Limits, "from_settings", lambda table: calls.append(table))
-    messages = [*PYTHON_TURNS, {"role": "user", "content": "New topic: write a haiku about autumn leaves."}]
-    for _ in range(2):
-        await chat(client, messages, {"chatHistoryCompression": {}})
-    assert calls == [] and len(upstream.last.json["messages"]) == 2
 
 
 DATABASE_TURNS = [

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from aiohttp import web
 
-from router_plugins.llm_scorer import plugin as llm_scorer
 from tests.conftest import sdk
 from tests.fakes import chat_completion
 
@@ -74,16 +73,6 @@ async def test_each_gateway_has_its_own_cache(make_gateway, upstream):
     await ask(sdk(await make_gateway(CONFIG)))
     await ask(sdk(await make_gateway(CONFIG)))  # a new app: not served from the first one's cache
     assert [r.json["model"] for r in upstream.requests] == ["scorer", "coder", "scorer", "coder"]
-
-
-async def test_settings_are_read_once_at_startup(make_gateway, upstream, monkeypatch):
-    client = sdk(await make_gateway(CONFIG))
-    calls = []
-    monkeypatch.setattr(llm_scorer, "read_settings", lambda table: calls.append(table))
-    scorer_answers(upstream, {"tag": "coding", "complexity": 0.95})
-    await ask(client)
-    await ask(client, "another prompt")
-    assert calls == []
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import zlib
 
 import pytest
 
-from router_plugins.media import plugin as media_plugin
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
 
@@ -179,13 +178,3 @@ async def test_after_history_compression_the_right_part_is_judged(make_gateway, 
 async def test_a_bad_table_stops_startup(make_gateway, table, key):
     with pytest.raises(Exception, match=re.escape(key)):  # the core may wrap it; the message names the key
         await context_gateway(make_gateway, "media", settings={"media": table})
-
-
-async def test_threshold_is_read_once_at_startup(make_gateway, upstream, monkeypatch):
-    client = await context_gateway(make_gateway, "media", settings={"media": {"threshold": 0.0}})
-    calls = []
-    monkeypatch.setattr(media_plugin, "_read_threshold", lambda config: calls.append(config))
-    messages = [*screenshot_turns(), {"role": "user", "content": "What is the capital of Australia?"}]
-    for _ in range(2):
-        await chat(client, messages, {"mediaOptimization": True})
-    assert calls == [] and upstream.last.json["messages"][0]["content"][1]["image_url"]["url"] == SCREENSHOT

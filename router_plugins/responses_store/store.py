@@ -1,0 +1,120 @@
+"""Where stored responses live: one small async interface, SQLite (embedded) and Redis (many instances) behind it.
+
+A record is a JSON object (the response as the client got it, the input items sent
+upstream, the output items); the store only sees opaque bytes under an id, with a
+time-to-live. Everything blocking runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+# Expired rows are deleted every this many writes (and at startup): reads already skip them.
+PURGE_EVERY = 1000
+
+
+class ResponseStore(Protocol):
+    async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None: ...
+
+    async def get(self, response_id: str) -> dict[str, Any] | None: ...
+
+    async def delete(self, response_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class SQLiteStore:
+    """One SQLite file in the data directory, used from one worker thread (sqlite3 connections are not shared)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responses-store")
+        self.db: sqlite3.Connection | None = None
+        self.writes = 0
+
+    async def open(self) -> SQLiteStore:
+        await self._run(self._open)
+        return self
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: one statement per call
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; a power cut may lose the last writes
+        self.db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, expires_at REAL, record BLOB)")
+        self._purge()
+
+    def _purge(self) -> None:
+        assert self.db is not None
+        self.db.execute("DELETE FROM responses WHERE expires_at < ?", (time.time(),))
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None:
+        await self._run(self._put, response_id, orjson.dumps(record), time.time() + ttl)
+
+    def _put(self, response_id: str, blob: bytes, expires_at: float) -> None:
+        assert self.db is not None
+        self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (response_id, expires_at, blob))
+        self.writes += 1
+        if self.writes % PURGE_EVERY == 0:
+            self._purge()
+
+    async def get(self, response_id: str) -> dict[str, Any] | None:
+        blob = await self._run(self._get, response_id)
+        return None if blob is None else orjson.loads(blob)
+
+    def _get(self, response_id: str) -> bytes | None:
+        assert self.db is not None
+        row = self.db.execute(
+            "SELECT record FROM responses WHERE id = ? AND expires_at >= ?", (response_id, time.time())
+        ).fetchone()
+        return row[0] if row else None
+
+    async def delete(self, response_id: str) -> bool:
+        return await self._run(self._delete, response_id)
+
+    def _delete(self, response_id: str) -> bool:
+        assert self.db is not None
+        return self.db.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self._run(self.db.close)
+        self.executor.shutdown(wait=True)
+
+
+class RedisStore:
+    """Records as Redis strings with an expiry, shared by every gateway instance pointed at the same server."""
+
+    PREFIX = "llm-router:response:"
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self.client = redis.from_url(url)
+
+    async def open(self) -> RedisStore:
+        await self.client.ping()  # a wrong URL stops startup instead of failing the first request
+        return self
+
+    async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None:
+        await self.client.set(self.PREFIX + response_id, orjson.dumps(record), px=max(int(ttl * 1000), 1))
+
+    async def get(self, response_id: str) -> dict[str, Any] | None:
+        blob = await self.client.get(self.PREFIX + response_id)
+        return None if blob is None else orjson.loads(blob)
+
+    async def delete(self, response_id: str) -> bool:
+        return await self.client.delete(self.PREFIX + response_id) > 0
+
+    async def close(self) -> None:
+        await self.client.aclose()

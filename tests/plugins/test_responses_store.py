@@ -1,0 +1,203 @@
+"""The response store: the Responses API stateful over a Chat-only provider, through the official SDK."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from router_core.config import ConfigError
+from tests.conftest import sdk
+from tests.fakes import chat_completion
+
+
+@pytest.fixture
+def store_config(tmp_path) -> dict[str, Any]:
+    return {
+        "plugins": {
+            "enabled": ["redact", "responses-store", "zdr"],
+            "responses-store": {"path": str(tmp_path / "data" / "responses.sqlite3")},
+        }
+    }
+
+
+@pytest.fixture
+async def gateway(make_gateway, store_config):
+    return await make_gateway(store_config)
+
+
+def texts(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(m["role"], m.get("content")) for m in messages]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_previous_response_id_over_a_chat_only_provider(gateway, upstream, stream):
+    client = sdk(gateway)
+    if stream:
+        events = [
+            e async for e in await client.responses.create(model="chatonly/llama", input="My name is Ada.", stream=True)
+        ]
+        first_id = events[-1].response.id
+        assert {e.response.id for e in events if hasattr(e, "response")} == {first_id}
+    else:
+        first_id = (await client.responses.create(model="chatonly/llama", input="My name is Ada.")).id
+    assert first_id.startswith("gen_")
+    second = await client.responses.create(
+        model="chatonly/llama", input="What is my name?", previous_response_id=first_id, instructions="Be brief"
+    )
+    assert texts(upstream.last.json["messages"]) == [
+        ("system", "Be brief"),
+        ("user", "My name is Ada."),
+        ("assistant", "Hello from upstream"),
+        ("user", "What is my name?"),
+    ]
+    assert "previous_response_id" not in upstream.last.json
+    # a third turn chains through the second, which holds the whole conversation
+    await client.responses.create(model="chatonly/llama", input="Thanks", previous_response_id=second.id)
+    assert [m["role"] for m in upstream.last.json["messages"]] == ["user", "assistant", "user", "assistant", "user"]
+
+
+async def call_weather(request: web.Request, body: dict[str, Any]) -> web.Response:
+    answer = chat_completion("", body["model"])
+    call = {"id": "call_42", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
+    answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    answer["choices"][0]["finish_reason"] = "tool_calls"
+    return web.json_response(answer)
+
+
+async def test_across_a_tool_call(gateway, upstream):
+    client = sdk(gateway)
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    upstream.handler = call_weather
+    first = await client.responses.create(model="chatonly/llama", input="Weather in Oslo?", tools=[tool])
+    call = next(item for item in first.output if item.type == "function_call")
+    upstream.handler = None
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "Snow, -3C"}
+    answer = await client.responses.create(
+        model="chatonly/llama", input=[output], previous_response_id=first.id, tools=[tool]
+    )
+    sent = upstream.last.json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["id"] == "call_42" and sent[2] == {
+        "role": "tool",
+        "tool_call_id": "call_42",
+        "content": "Snow, -3C",
+    }
+    assert answer.output_text == "Hello from upstream"
+
+
+async def test_get_delete_and_input_items(gateway):
+    client = sdk(gateway)
+    made = await client.responses.create(model="chatonly/llama", input="Hi there", metadata={"k": "v"})
+    got = await client.responses.retrieve(made.id)
+    assert got.id == made.id and got.output_text == "Hello from upstream" and got.model == "chatonly/llama"
+    items = await client.responses.input_items.list(made.id)
+    assert [i.role for i in items.data] == ["user"] and items.data[0].content[0].text == "Hi there"
+    deleted = await client.responses.delete(made.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.delete(made.id)
+
+
+async def test_input_items_pages(gateway):
+    client = sdk(gateway)
+    made = await client.responses.create(
+        model="chatonly/llama", input=[{"role": "user", "content": f"m{i}"} for i in range(5)]
+    )
+    page = await client.responses.input_items.list(made.id, limit=2, order="asc")
+    assert [i.content[0].text for i in page.data] == ["m0", "m1"] and page.has_more
+    every = [i.content[0].text async for i in client.responses.input_items.list(made.id, limit=2)]
+    assert every == ["m4", "m3", "m2", "m1", "m0"]  # desc by default, as OpenAI's
+
+
+async def test_unknown_previous_id_is_a_404(gateway, upstream):
+    with pytest.raises(openai.NotFoundError) as caught:
+        await sdk(gateway).responses.create(model="chatonly/llama", input="hi", previous_response_id="gen_nope")
+    assert caught.value.body["code"] == "previous_response_not_found"
+    assert caught.value.body["param"] == "previous_response_id"
+
+
+async def test_store_false_and_zdr_keep_nothing(gateway):
+    client = sdk(gateway)
+    unstored = await client.responses.create(model="chatonly/llama", input="hi", store=False)
+    private = await client.responses.create(model="echo/demo", input="hi", extra_body={"gateway": {"zdr": True}})
+    for made in (unstored, private):
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.retrieve(made.id)
+
+
+async def test_what_is_stored_under_redaction_is_what_went_upstream(make_gateway, store_config, upstream):
+    store_config["gateway"] = {"redact": {"email": True}}
+    client = sdk(await make_gateway(store_config))
+    made = await client.responses.create(model="chatonly/llama", input="Mail ada@example.com please")
+    sent = upstream.last.json["messages"][0]["content"]
+    assert "ada@example.com" not in sent
+    stored = (await client.responses.input_items.list(made.id)).data[0].content[0].text
+    assert stored == sent
+    await client.responses.create(model="chatonly/llama", input="Again", previous_response_id=made.id)
+    assert upstream.last.json["messages"][0]["content"] == sent
+
+
+async def test_retention(make_gateway, store_config):
+    store_config["plugins"]["responses-store"]["retention_days"] = 0.2 / 86400  # 0.2 s
+    client = sdk(await make_gateway(store_config))
+    made = await client.responses.create(model="chatonly/llama", input="hi")
+    assert (await client.responses.retrieve(made.id)).id == made.id
+    await asyncio.sleep(0.3)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(made.id)
+
+
+async def test_native_provider_gets_the_expanded_conversation(gateway, upstream):
+    client = sdk(gateway)
+    first = await client.responses.create(model="openai/gpt-4o", input="One")
+    await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=first.id)
+    sent = upstream.last.json
+    assert "previous_response_id" not in sent
+    assert [i.get("role") for i in sent["input"]] == ["user", "assistant", "user"]
+
+
+async def test_chat_clients_are_not_stored(gateway, upstream):
+    answer = await sdk(gateway).chat.completions.create(
+        model="chatonly/llama", messages=[{"role": "user", "content": "x"}]
+    )
+    with pytest.raises(openai.NotFoundError):
+        await sdk(gateway).responses.retrieve(answer.id)
+
+
+async def test_redis_backend(make_gateway, redis_server, upstream):
+    config = {
+        "plugins": {
+            "enabled": ["responses-store"],
+            "responses-store": {"backend": "redis", "redis_url": redis_server.url},
+        }
+    }
+    one, two = sdk(await make_gateway(config)), sdk(await make_gateway(config))  # two instances, one store
+    made = await one.responses.create(model="chatonly/llama", input="Remember 7")
+    await two.responses.create(model="chatonly/llama", input="Which number?", previous_response_id=made.id)
+    assert texts(upstream.last.json["messages"])[:2] == [("user", "Remember 7"), ("assistant", "Hello from upstream")]
+    assert (await two.responses.retrieve(made.id)).id == made.id
+    await two.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await one.responses.retrieve(made.id)
+
+
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        ({"backend": "postgres"}, "backend"),
+        ({"backend": "redis"}, "redis_url"),
+        ({"retention_days": 0}, "retention_days"),
+        ({"keep": 1}, "keep"),
+    ],
+)
+async def test_bad_settings_stop_startup(make_gateway, table, message):
+    config = {"plugins": {"enabled": ["responses-store"], "responses-store": table}}
+    with pytest.raises((ConfigError, ValueError)) as caught:
+        await make_gateway(config)
+    assert message in str(caught.value)
