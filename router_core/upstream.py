@@ -134,9 +134,9 @@ async def send(
         answer = await route.provider.send(codec, body)
         try:
             reply = codec.decode_reply(answer)
-            if hasattr(codec, "map_reply_text"):  # a client dialect: the answer may be served as is
-                # What response hooks walk (restore's map_text, usage) must hold up too; the
-                # walk with an identity function rewrites nothing.
+            # What response hooks walk (restore's map_text, usage) must hold up too; the walk
+            # with an identity function rewrites nothing. A dialect without them has no such hooks.
+            with contextlib.suppress(NotImplementedError):
                 codec.map_reply_text(answer, _same)
                 codec.reply_usage(answer)
             return codec, answer, reply
