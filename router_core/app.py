@@ -204,7 +204,7 @@ def point_at_a_model(routes: Routes, config: Config) -> None:
         log.info("try model %r: it answers offline with the request the gateway would send upstream", offline)
     elif listed:
         log.info("models that can answer now: %s", ", ".join(listed))
-    else:
+    elif not any(p.unavailable is None for p in routes.providers.values()):
         log.warning("no model can answer: every provider lacks its API key (GET /v1/models lists what can)")
 
 

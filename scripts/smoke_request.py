@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-KEY = "sk-router-smoke"
+KEY = "sk-router-wheel-smoke-test-key"
 
 
 def free_port() -> int:

@@ -139,9 +139,17 @@ def _add_structured_output(body: dict[str, Any], response_format: Any) -> None:
         raise fates.Untranslatable("response_format", f"asks for output format {kind!r}, which Claude has no form for")
     if "thinking" in body:
         raise fates.Untranslatable("text.format", "forces a structured answer, which Claude cannot do while thinking")
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if choice["type"] in ("tool", "any"):
+        return  # the client forces one of its tools: that call is the answer, as at OpenAI
     tool = {"name": STRUCTURED_TOOL, "description": description, "input_schema": schema}
-    body["tools"] = [*body.get("tools", ()), tool]
-    body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
+    offered = [t for t in body.get("tools", ()) if choice["type"] != "none"]
+    body["tools"] = [*offered, tool]
+    # With tools of its own the model may still call them; its final answer is the schema tool.
+    forced = {"type": "any"} if offered else {"type": "tool", "name": STRUCTURED_TOOL}
+    if choice.get("disable_parallel_tool_use"):
+        forced["disable_parallel_tool_use"] = True
+    body["tool_choice"] = forced
 
 
 def _max_tokens(params: dict[str, Any]) -> int:

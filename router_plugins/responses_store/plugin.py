@@ -120,7 +120,7 @@ async def pre_request(ctx: RequestContext) -> None:
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
-        history = responses.decode_items(record["input"] + record["output"], "previous_response_id")
+        history = responses.decode_items(record["input"] + record["response"]["output"], "previous_response_id")
         instructions = [m for m in call.messages if m.instructions]
         call.messages = instructions + history + [m for m in call.messages if not m.instructions]
     if call.params.get("store", True) is not False and not ctx.gateway.get("zdr"):
@@ -133,10 +133,10 @@ async def reply_complete(ctx: RequestContext, reply: Reply) -> None:
     if ctx.call.dialect != responses.NAME or not ctx.wants_reply:
         return
     settings: Settings = ctx.app[SETTINGS]
+    # The output items live inside the response: a replay reads them from there.
     record = {
         "response": responses.encode_reply(reply, reply.id, ctx.call),
         "input": responses.encode_input(ctx.call.messages),
-        "output": responses.output_items(reply, reply.id),
         "provider": ctx.provider,
     }
     try:

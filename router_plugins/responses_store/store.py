@@ -38,6 +38,8 @@ class SQLiteStore:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responses-store")
         self.db: sqlite3.Connection | None = None
         self.writes = 0
+        self.queue: list[tuple[tuple[str, float, bytes], asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
 
     async def open(self) -> SQLiteStore:
         await self._run(self._open)
@@ -59,13 +61,35 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None:
-        await self._run(self._put, response_id, orjson.dumps(record), time.time() + ttl)
+        """Returns once the record is committed. Writes that queue up while one commits go
+        together in the next transaction (group commit): one thread hop for many requests."""
+        done = asyncio.get_running_loop().create_future()
+        self.queue.append(((response_id, time.time() + ttl, orjson.dumps(record)), done))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_queued())
+        await done
 
-    def _put(self, response_id: str, blob: bytes, expires_at: float) -> None:
+    async def _write_queued(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                await self._run(self._put_many, [row for row, _ in batch])
+            except Exception as exc:  # every waiter hears of it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _put_many(self, rows: list[tuple[str, float, bytes]]) -> None:
         assert self.db is not None
-        self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (response_id, expires_at, blob))
-        self.writes += 1
-        if self.writes % PURGE_EVERY == 0:
+        with self.db:  # one transaction
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
+        before, self.writes = self.writes, self.writes + len(rows)
+        if before // PURGE_EVERY != self.writes // PURGE_EVERY:
             self._purge()
 
     async def get(self, response_id: str) -> dict[str, Any] | None:
@@ -87,6 +111,8 @@ class SQLiteStore:
         return self.db.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await asyncio.gather(self.writer, return_exceptions=True)
         if self.db is not None:
             await self._run(self.db.close)
         self.executor.shutdown(wait=True)

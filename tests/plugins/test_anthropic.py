@@ -472,3 +472,22 @@ async def test_truncation_auto_is_refused_for_claude(client, claude):
     with pytest.raises(openai.BadRequestError) as caught:
         await sdk(client).responses.create(model=MODEL, input="hi", truncation="auto")
     assert caught.value.body["param"] == "truncation"
+
+
+@pytest.mark.parametrize(
+    "tool_choice,expected_choice,offered",
+    [
+        (None, {"type": "any"}, ["get_weather", messages.STRUCTURED_TOOL]),  # its tools stay callable
+        ("required", {"type": "any"}, ["get_weather"]),  # a forced tool call is the answer
+        ({"type": "function", "name": "get_weather"}, {"type": "tool", "name": "get_weather"}, ["get_weather"]),
+        ("none", {"type": "tool", "name": messages.STRUCTURED_TOOL}, [messages.STRUCTURED_TOOL]),
+    ],
+)
+async def test_structured_output_with_tools_of_its_own(client, claude, tool_choice, expected_choice, offered):
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    extra = {"tool_choice": tool_choice} if tool_choice is not None else {}
+    await sdk(client).responses.create(
+        model=MODEL, input="Weather?", tools=[tool], text={"format": {"type": "json_object"}}, **extra
+    )
+    sent = claude.last.json
+    assert sent["tool_choice"] == expected_choice and [t["name"] for t in sent["tools"]] == offered
