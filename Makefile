@@ -11,6 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m router_lib.tokens.vocab
+	$(PY) -m router_plugins.scorer.distill
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -142,7 +142,7 @@ async def run(
         gateway["toolOptimization"] = ToolSettings(alwaysInclude=on["tools"])
 
     async def score(ctx: RequestContext, wanted: set[str]) -> Any:
-        return scorer.score_request(ctx, frozenset(wanted))
+        return await scorer.score_request(ctx, frozenset(wanted))
 
     ctx = RequestContext(call=call, gateway=gateway, config=CONFIG, app=APP, settings=SETTINGS, scorer=score)
     before = size(call)

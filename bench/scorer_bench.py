@@ -29,7 +29,7 @@ def main() -> None:
                 call=Call("chat", "", [Message.of_text("user", prompt)]), gateway={"tags": tags}, config=Config()
             )
             start = time.perf_counter()
-            scores = plugin.score_request(ctx, frozenset({"tag", "tag_scores", "complexity"}))
+            scores = plugin.score_now(ctx, frozenset({"tag", "tag_scores", "complexity"}))
             latencies.append((time.perf_counter() - start) * 1e6)
             tag_ok += scores["tag"] == tag
             band_ok += band(scores["complexity"]) == expected_band

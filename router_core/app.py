@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import hmac
@@ -78,6 +79,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return resp
     except GatewayError as error:
         return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        # The client went away while its answer was being written: nothing to answer, nothing
+        # failed. Handled as the cancellation it is (aiohttp closes the connection quietly).
+        log.debug("client went away on %s %s", request.method, request.path)
+        raise asyncio.CancelledError from None
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")

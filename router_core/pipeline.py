@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
@@ -13,20 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import (
-    IMAGE,
-    TEXT,
-    Call,
-    Message,
-    Part,
-    Reply,
-    StreamEnd,
-    StreamPiece,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from .call import IMAGE, TEXT, Message, Part, Reply, StreamEnd, TextDelta, ToolCall, ToolCallDelta, Usage
 from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route
 from .dialects import Dialect, StreamEncoder
@@ -37,6 +24,9 @@ from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
 from .streaming import DONE, sse_data
+
+if TYPE_CHECKING:
+    from .call import Call, StreamPiece
 
 log = logging.getLogger("llm_router.pipeline")
 

@@ -15,6 +15,7 @@ tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src"
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet "$work"/dist/llm_router-*.whl   # dependencies from PyPI (pip's cache)
+"$work/venv/bin/python" -m router_plugins.scorer.distill   # the scorer's sentence vectors, built offline once
 cp "$repo/plugins.toml" "$work/"
 cd "$work"
 "$work/venv/bin/llm-router" check --config plugins.toml

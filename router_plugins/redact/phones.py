@@ -36,6 +36,8 @@ _DATE = re.compile(r"\d{4}[./\-]\d{1,2}[./\-]\d{1,2}(?:[ T]\d.*)?|\d{1,2}[./\-]\
 _DOTTED_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){2,}(?:/\d{1,2})?")  # and an IPv4 network
 _LOCAL = re.compile(r"\d{3}-\d{4}|\d{4}[ \-]\d{4}|\d{2}(?: \d{2}){3}|\(\d{2,5}\) ?\d{3,8}(?:[ \-]\d{2,4})?")
 _EMBEDDED_DATE = re.compile(r"(?:19|20)\d\d[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])")
+_NUMBER_VALUE = re.compile(r"[:=]\s*$")
+_DECIMALS = re.compile(r"\d+\.\d+(?:\s+\d+\.\d+)+")
 _DECIMAL = re.compile(r"\d+\.\d+")
 _ISBN13 = re.compile(r"97[89]-\d{1,5}-\d{1,7}-\d{1,7}-\d")
 _ISBN10 = re.compile(r"\d{1,5}-\d{1,7}-\d{1,7}-[\dXx]")
@@ -43,9 +45,10 @@ _YEARS = re.compile(r"(?:1[89]|20)\d\d(?:[ \-/](?:1[89]|20)\d\d)+")
 
 # Context words are matched with RE2: a case-insensitive alternation costs Python's
 # engine ~20-50 µs per 40 characters, RE2's DFA ~1.5 µs.
+# Whole words ("string" holds no "ring", "recall" no "call"); the CJK words stand alone.
 _PHONE_WORD_LIST = (
-    r"phone|tel\b|tel[.:]|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
-    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон|电话|電話|携帯"
+    r"\b(?:phone|tel|telephone|call|mobile|cell|fax|sms|text me|whats ?app|dial|ring|reach|contact"
+    r"|hotline|landline|número|numero|telefon|téléphone|teléfono|телефон)|电话|電話|携帯"
 )
 _PHONE_WORDS = re2.compile(f"(?i)(?:{_PHONE_WORD_LIST})")
 # A reference word counts when it introduces the number: "Invoice 123…", "order no. 123…", "Ref: 123…".
@@ -150,9 +153,8 @@ def is_phone(text: str, start: int, value: str) -> bool:
             return False  # +35236450.6 is a signed decimal
         if core.startswith("00") and len(core) == 13 and core.isdigit() and ean13_valid(core):
             return False  # a UPC/EAN-13 barcode with leading zeros
-        if 7 <= len(digits) <= 16 and _international(
-            core
-        ):  # +290 8999: St Helena has 4-digit numbers  # 15 (E.164) and a written trunk "(0)"
+        # 7 digits (+290 8999: St Helena) to 16 (15 of E.164 and a written trunk "(0)")
+        if 7 <= len(digits) <= 16 and _international(core):
             return True
         if core[0] == "+":
             return False
@@ -160,6 +162,8 @@ def is_phone(text: str, start: int, value: str) -> bool:
         return False
     if _EMBEDDED_DATE.search(core):
         return False  # "2005-05-26-10458", "v2.26 2000/09/07 22": a date inside
+    if set(digits) <= {"0", "1"} or _DECIMALS.fullmatch(core):
+        return False  # "1010 0000": bits; "0.00 1.00 2.00": a list of decimals
     if _ISBN13.fullmatch(core) and ean13_valid(digits):
         return False  # 978-1-59293-468-3
     if _ISBN10.fullmatch(core) and isbn10_valid(digits + ("X" if core[-1] in "xX" else "")):
@@ -170,6 +174,8 @@ def is_phone(text: str, start: int, value: str) -> bool:
         return _PHONE_WORDS.search(before[max(0, ref.start() - 8) :]) is not None
     if _PHONE_WORDS.search(before):
         return True
+    if core.isdigit() and _NUMBER_VALUE.search(before):
+        return False  # "memory_total_bytes": 15032385536 — a number, not a string
     if len(digits) < 9:  # a local number: written as one, and valid somewhere
         if re.fullmatch(r"\d{3}-(?:19|20)\d\d", core):
             return False  # "IEEE 854-1987": a standard and its year

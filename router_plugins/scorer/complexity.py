@@ -1,74 +1,58 @@
-"""Prompt complexity 0..1 from structural and linguistic features, each reported as a reason."""
+"""Prompt complexity 0..1: how hard the task is, learned from public difficulty-graded data, not its length.
+
+A linear model on the prompt's sentence vector (``sentence.py``) and a few structural
+features (``difficulty.NAMES``), fitted by bench/scoring_eval_fit.py on development data
+sets graded from trivial (one-step arithmetic, lookup questions) to expert (medical
+licensing questions); the weights ship as ``complexity_model.json``. Evaluated on data it
+never saw (competition maths levels, grade-school maths): docs/routing-intelligence.md.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-import re
+from pathlib import Path
 
-_CODE = re.compile(
-    r"```|\b(?:def|class|return|import|function|const|let|var|public|void|SELECT|FROM)\b|[{};]\s*$|=>|\w+\(\w*\)", re.M
-)
-_MATH = re.compile(
-    r"\b(?:prove|proof|derive|integral|derivative|theorem|equation|matrix|probability|variance|distribution|"
-    r"stationary|induction|lemma|optimi[sz]e|complexity|o\(n)\b|[=^]\s*\d|\d\s*[+*/^]\s*\d",
-)
-# Lower-case patterns, matched against the lower-cased prompt: re.I costs about twice the time.
-_MULTI_STEP = re.compile(
-    r"\b(?:step by step|then|after that|first|second|finally|walk through|plan|design|propose|outline|compare|"
-    r"analy[sz]e|evaluate|diagnose|trade-?offs?|justify|explain (?:why|how|each)|strategy|migrat\w*|architect\w*|"
-    r"implement|refactor|build|develop|model|audit|reconcile|prepare)\b",
-)
-_CONSTRAINT = re.compile(
-    r"\b(?:must|must not|without|at least|at most|no more than|under \$?\d|within|exactly|ensure|keep(?:ing)?|"
-    r"only|constraints?|requirements?|consistent|correct under|zero downtime|bounded|per-\w+|budget)\b",
-)
-_DOMAIN = re.compile(
-    r"\b(?:distributed|concurren\w*|thread-safe|lock|latency|throughput|kubernetes|cluster|schema|pipeline|"
-    r"cryptograph\w*|authentication|oidc|saml|regression|bayesian|stochastic|markov|gradient|eviction|"
-    r"liability|indemnif\w*|jurisdictions?|gdpr|compliance|covenants?|leveraged|amorti[sz]\w*|"
-    r"interactions?|contraindications?|periodi[sz]\w*|pharmaco\w*|lamination|entity resolution|"
-    r"change data capture|hallucinations?|statistical|microservices?|infrastructure|threat model\w*)\b",
-)
-_LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*•])\s+")
-_SIMPLE = re.compile(
-    r"^\W*(?:hi|hello|hey|thanks|thank you|what is|what's|who is|who was|who won|when did|where is|how many|"
-    r"how much|how do you say|translate|define|synonym|is it|is \w+ (?:a|an|the)?)\b",
-)
+import numpy as np
 
-# Weights of a logistic score, fitted (ridge, on logit targets -2.6/0/2.6 for low/mid/high) on tests/data/scorer.
-BIAS = -6.2
-W_LENGTH = 2.05  # per natural-log unit of words: 5 words → low, 20 → mid, 60 → high
-W_CODE = 0.15
-W_MATH = 0.5
-W_STEP = 0.3  # per multi-step cue (at most 4)
-W_CONSTRAINT = 0.3  # per constraint cue (at most 4)
-W_DOMAIN = 0.15  # per domain term (at most 3)
-W_QUESTIONS = 0.1  # per question beyond the first (at most 3)
-W_LIST = 0.15  # per list item (at most 4)
-W_SIMPLE = -0.25  # starts like a lookup or small talk
+from . import difficulty
+from .sentence import encoder
+
+MODEL_FILE = Path(__file__).with_name("complexity_model.json")
+MAX_CHARS = 8000  # beyond this, more text says nothing new about difficulty
+_REASONS = 3  # the strongest features named in the explanation
+
+
+#: The weights hold only for the vectors they were fitted on: this sentence's vector is saved with them.
+PROBE = "Prove that the sum of two odd numbers is even, then explain the proof to a child."
+
+
+@functools.cache
+def _model() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    data = json.loads(MODEL_FILE.read_text())
+    if float(np.asarray(data["probe"], dtype=np.float32) @ encoder().embed(PROBE)) < 0.99:
+        raise RuntimeError("the distilled vectors differ from those the complexity model was fitted on")
+    arrays = (np.asarray(data[k], dtype=np.float32) for k in ("mean", "scale", "weights"))
+    mean, scale, weights = arrays
+    return mean, scale, weights, float(data["bias"])
 
 
 def complexity(prompt: str) -> tuple[float, list[str]]:
-    """(0..1 complexity of the prompt, the features that moved it)."""
-    text = prompt[:8000]  # beyond this, more text says nothing new about difficulty
-    lower = text.lower()
+    """(0..1 complexity of the prompt, the features that moved it most, with their push on the logit)."""
+    model = encoder()
+    text = prompt[:MAX_CHARS]
+    ids, vector = model.read(text)
+    hand = difficulty.hand_features(text, ids, model.is_piece)
+    mean, scale, weights, bias = _model()
+    contributions = (np.concatenate([vector, hand]) - mean) / scale * weights
+    n_hand = len(difficulty.NAMES)
+    parts = {"content": float(contributions[:-n_hand].sum())}
+    parts.update(zip(difficulty.NAMES, (float(c) for c in contributions[-n_hand:]), strict=True))
+    z = bias + sum(parts.values())
+    strongest = sorted(parts.items(), key=lambda kv: abs(kv[1]), reverse=True)[:_REASONS]
     n_words = len(text.split())
-    z = BIAS + W_LENGTH * math.log1p(n_words)
-    reasons = [f"{n_words} words"]
-    features = (
-        ("code", W_CODE, 2, len(_CODE.findall(text))),
-        ("maths", W_MATH, 2, len(_MATH.findall(lower))),
-        ("multi-step", W_STEP, 4, len(_MULTI_STEP.findall(lower))),
-        ("constraints", W_CONSTRAINT, 4, len(_CONSTRAINT.findall(lower))),
-        ("domain terms", W_DOMAIN, 3, len(_DOMAIN.findall(lower))),
-        ("extra questions", W_QUESTIONS, 3, max(text.count("?") - 1, 0)),
-        ("list items", W_LIST, 4, len(_LIST_ITEM.findall(text))),
-    )
-    for name, weight, cap, count in features:
-        if count:
-            z += weight * min(count, cap)
-            reasons.append(f"{name} ×{count}")
-    if _SIMPLE.search(lower) and n_words < 15:
-        z += W_SIMPLE
-        reasons.append("simple lookup")
+    reasons = [f"{n_words} word{'' if n_words == 1 else 's'}"] + [
+        f"{name} {value:+.2f}" for name, value in strongest if value
+    ]
     return round(1.0 / (1.0 + math.exp(-z)), 3), reasons

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ from .complexity import complexity
 from .embed import Embedder, embedder
 from .image_intent import wants_image
 from .intent import match_tags
+from .sentence import encoder
 
 log = logging.getLogger("llm_router.scorer")
 
@@ -38,10 +40,16 @@ def router_startup(app: web.Application) -> None:
     model = loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
     if model is not None:
         app[EMBEDDER] = model  # shared with the plugins that compare texts, never a second copy
+    encoder()  # the distilled MiniLM vectors (built at install); missing ones stop startup with how to build them
 
 
 @hookimpl(trylast=True)
-def score_request(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any]:
+async def score_request(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any]:
+    """``score_now`` in a worker thread: tags and complexity take 1–3 ms on a long prompt, too long for the loop."""
+    return await asyncio.to_thread(score_now, ctx, wanted)
+
+
+def score_now(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any]:
     """Exactly the scores asked for; the scorer knows nothing of who asks."""
     call = ctx.call
     model = loaded_embedder()

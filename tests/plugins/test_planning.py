@@ -11,11 +11,7 @@ from tests.conftest import sdk
 from tests.fakes import chat_completion
 
 PLAN = "1. Split the problem. 2. Check edge cases."
-HARD = (
-    "Implement a thread-safe LRU cache in Rust with O(1) get and put, generic over key and value types, supporting "
-    "per-entry TTL expiry and a background eviction task. It must not hold a lock across await points. Include unit "
-    "tests and explain the memory ordering choices."
-)
+HARD = "Prove that every group of order p^2, with p prime, is abelian, and classify such groups up to isomorphism."
 EASY = "what is 2 + 2"
 MODEL = "openai/executor:planning:chatonly/planner"
 CONFIG = {

@@ -135,9 +135,7 @@ def phones(draw) -> str:
 
 
 # Three one-digit octets first (2.7.2.2) read as a version without an address word before.
-ipv4s = (
-    st.tuples(*[st.integers(0, 255)] * 4).filter(lambda t: max(t[:3]) > 9).map(lambda t: ".".join(map(str, t)))
-)
+ipv4s = st.tuples(*[st.integers(0, 255)] * 4).filter(lambda t: max(t[:3]) > 9).map(lambda t: ".".join(map(str, t)))
 ipv6s = (
     st.ip_addresses(v=6)
     .filter(lambda a: a.ipv4_mapped is None and len([g for g in str(a).split(":") if g]) >= 2)

@@ -1,0 +1,160 @@
+"""Fit the complexity model on development data only and write router_plugins/scorer/complexity_model.json.
+
+    python bench/scoring_eval_data.py && python bench/scoring_eval_fit.py [--cache DIR]
+
+Targets are difficulty grades of whole public data sets (below), never a reserved set
+(MMLU, MATH, GSM8K, HumanEval, BBH, AGIEval, GPQA, TruthfulQA). The model is ridge
+regression on the distilled MiniLM sentence vector plus ``difficulty.NAMES``. Prints
+leave-one-data-set-out figures on ARC (easy vs challenge), the one same-format pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from router_plugins.scorer import complexity, difficulty
+from router_plugins.scorer.sentence import encoder
+
+OUT = Path(__file__).resolve().parent.parent / "router_plugins" / "scorer" / "complexity_model.json"
+DEFAULT_CACHE = Path.home() / ".cache" / "llm-router" / "scoring-eval"
+# Difficulty grade of each development set, set a priori (0 trivial … 1 expert), not tuned.
+GRADES = {
+    "skills_arithmetic": 0.05,
+    "skills_common_knowledge": 0.05,
+    "skills_string_operations": 0.1,
+    "skills_pattern": 0.1,
+    "naturalqs": 0.15,
+    "piqa": 0.2,
+    "skills_coding": 0.25,
+    "skills_logical_reasoning": 0.25,
+    "sciq": 0.3,
+    "arc_easy": 0.35,
+    "openbookqa": 0.4,
+    "csqa": 0.4,
+    "socialiqa": 0.4,
+    "jeopardy": 0.4,
+    "squad": 0.4,
+    "boolq": 0.45,
+    "mbpp": 0.5,
+    "mt_mbpp": 0.5,
+    "arc_challenge": 0.6,
+    "coqa": 0.5,
+    "drop": 0.65,
+    "medmcqa": 0.7,
+    "medqa": 0.85,
+    "champ": 0.9,  # added after the first held-out run (docs/routing-intelligence.md)
+}
+PER_SET = 400
+RIDGE = 3.0
+
+
+def features(texts: list[str]) -> np.ndarray:
+    enc = encoder()
+    rows = []
+    for text in texts:
+        ids, vector = enc.read(text)
+        rows.append(np.concatenate([vector, difficulty.hand_features(text[:8000], ids, enc.is_piece)]))
+    return np.stack(rows)
+
+
+def load(cache: Path) -> dict[str, list[str]]:
+    rng = random.Random(0)
+    out = {}
+    for name in GRADES:
+        path = cache / "data" / f"{name}.jsonl"
+        rows = [json.loads(line)["text"] for line in path.open()]
+        rng.shuffle(rows)
+        out[name] = rows[:PER_SET]
+    return out
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(feature means, scales, weights, bias) of ridge regression on standardised features, logit targets.
+
+    A prior set before any evaluation: no hand feature may make a prompt *easier* (more
+    notation, code or rare words never lowers difficulty). A hand feature whose weight
+    comes out negative is dropped (weight 0) and the rest refitted.
+    """
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / scale
+    t = np.log(y / (1 - y))
+    n_hand = len(difficulty.NAMES)
+    keep = np.ones(z.shape[1], dtype=bool)
+    while True:
+        zk = z[:, keep]
+        w_k = np.linalg.solve(zk.T @ zk + RIDGE * len(z) * 1e-3 * np.eye(zk.shape[1]), zk.T @ (t - t.mean()))
+        w = np.zeros(z.shape[1])
+        w[keep] = w_k
+        negative = [i for i in range(z.shape[1] - n_hand, z.shape[1]) if keep[i] and w[i] < 0]
+        if not negative:
+            return mean, scale, w, float(t.mean())
+        keep[negative] = False
+
+
+def predict(x: np.ndarray, model: tuple) -> np.ndarray:
+    mean, scale, w, b = model
+    return ((x - mean) / scale) @ w + b
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + ties / 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    args = parser.parse_args(argv)
+    if not (args.cache / "data").is_dir():
+        print(f"no data in {args.cache}: run python bench/scoring_eval_data.py first")
+        return 0
+    sets = load(args.cache)
+    xs = {name: features(texts) for name, texts in sets.items()}
+    names = list(sets)
+    # leave ARC out: does the model rank challenge above easy without having seen either?
+    rest = [n for n in names if not n.startswith("arc_")]
+    model = fit(np.concatenate([xs[n] for n in rest]), np.concatenate([np.full(len(xs[n]), GRADES[n]) for n in rest]))
+    print(
+        f"ARC challenge vs easy, ARC left out: AUC {auc(predict(xs['arc_challenge'], model), predict(xs['arc_easy'], model)):.3f}"
+    )
+    x = np.concatenate([xs[n] for n in names])
+    y = np.concatenate([np.full(len(xs[n]), GRADES[n]) for n in names])
+    mean, scale, w, b = fit(x, y)
+    # Ridge shrinks predictions toward the mean grade; stretch them back to the grades' spread
+    # (monotone: no ranking or AUC changes, but "trivial" and "expert" reach the ends of 0..1).
+    predicted = predict(x, (mean, scale, w, b))
+    w = w * float(np.log(y / (1 - y)).std() / predicted.std())
+    hand = dict(zip(difficulty.NAMES, (w[-len(difficulty.NAMES) :] / 1).round(3).tolist(), strict=True))
+    print("hand-feature weights (per standard deviation):", hand)
+    if not args.dry_run:
+        OUT.write_text(
+            json.dumps(
+                {
+                    "about": "bench/scoring_eval_fit.py: ridge on the distilled MiniLM vector + difficulty.NAMES, "
+                    "logit targets from development data sets' grades",
+                    "grades": GRADES,
+                    "mean": mean.round(6).tolist(),
+                    "scale": scale.round(6).tolist(),
+                    "weights": w.round(6).tolist(),
+                    "bias": round(b, 6),
+                    "probe": encoder().embed(complexity.PROBE).round(5).tolist(),
+                },
+                separators=(",", ":"),
+            )
+        )
+        print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
