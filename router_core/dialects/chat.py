@@ -449,6 +449,11 @@ class ChatDialect(Dialect):
     def map_reply_text(self, body, fn, arguments=None) -> None:
         map_reply_text(body, fn, arguments)
 
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        event["id"], event["model"] = reply_id, model
+        if usage_extra and isinstance(event.get("usage"), dict):
+            event["usage"].update(usage_extra)
+
     def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
         return StreamEncoder(reply_id, model, call)
 

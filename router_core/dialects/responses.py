@@ -654,6 +654,25 @@ class ResponsesDialect(Dialect):
     def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
         return encode_reply(reply, reply_id, call)
 
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        response = event.get("response")
+        if not isinstance(response, dict):
+            return
+        response["id"], response["model"] = reply_id, model
+        if event.get("type") in ("response.completed", "response.incomplete"):
+            output = response.get("output")
+            response["output_text"] = "".join(
+                part.get("text") or ""
+                for item in (output if isinstance(output, list) else ())
+                if isinstance(item, dict) and item.get("type") == "message"
+                for part in item.get("content") or ()
+                if isinstance(part, dict) and part.get("type") == "output_text"
+            )
+            usage = response.get("usage")
+            if isinstance(usage, dict):
+                usage.setdefault("planning_usage_details", dict(NO_PLANNING))
+                usage.update(usage_extra)
+
     def reply_usage(self, body: dict[str, Any]) -> Usage:
         return reply_usage(body)
 
