@@ -54,14 +54,18 @@ def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Respo
     return resp
 
 
-def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
-    """Answer ``POST path`` in ``dialect`` through the request pipeline (a plugin's ingress, e.g. /v1/messages)."""
+def serve_dialect(app: web.Application, path: str, dialect: Dialect, endpoint=None, name: str | None = None) -> None:
+    """Answer ``POST path`` in ``dialect`` (a plugin's ingress, e.g. /v1/messages).
 
-    async def endpoint(request: web.Request) -> web.StreamResponse:
+    By default through the request pipeline; ``endpoint`` is another handler for a route of
+    the same dialect (its errors and client key header are then the dialect's too).
+    """
+
+    async def pipeline(request: web.Request) -> web.StreamResponse:
         return await handle(request, dialect)
 
     app[ROUTE_DIALECTS][path] = dialect
-    app.router.add_post(path, endpoint, name=dialect.name)
+    app.router.add_post(path, endpoint or pipeline, name=name or dialect.name)
 
 
 @web.middleware
