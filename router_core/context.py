@@ -135,6 +135,8 @@ class RequestContext:
     reply_id: str = ""
     # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
     wants_reply: bool = False
+    # The upstream's own id for a non-streamed answer (a store may map its id to it).
+    upstream_reply_id: str | None = None
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None

@@ -94,6 +94,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
     ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
+    ctx.upstream_reply_id = reply.id
     reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
     if ctx.wants_reply:
@@ -311,6 +312,7 @@ async def translate(
             await write_pieces(resp, rt, ctx, dialect, encoder, piece)
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
+    ctx.upstream_reply_id = decoder.reply_id
     if collected is not None:
         await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)

@@ -294,7 +294,10 @@ DETECTORS: dict[str, Detector] = {
         Detector(
             "ip",
             find_ips,
-            r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::|::[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){6}[0-9A-Fa-f]",
+            # IPv6 as the finder takes it: two groups around "::", or eight groups ("std::B" still
+            # fires, "Foo::Bar" does not)
+            r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::"
+            r"|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){6}[0-9A-Fa-f]",
         ),
         Detector("uuid", find_uuids, r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"),
         Detector("token", find_tokens, TOKEN_SEED),
