@@ -224,6 +224,8 @@ async def test_settings_reach_router_startup_structured(make_gateway):
         ({"image": {"response_format": "gif"}}, "plugins.image.response_format:"),
         ({"image": {"sise": "1x1"}}, "plugins.image.sise: unknown setting"),
         ({"media": {"threshold": 2}}, "plugins.media.threshold:"),
+        ({"media": {"threshold": "high"}}, "plugins.media.threshold: expected a number, got str"),
+        ({"media": {"treshold": 0.4}}, "plugins.media.treshold: unknown setting (known: threshold)"),
         ({"tags": {"anything": 1}}, "plugins.tags: the 'tags' plugin takes no settings"),
     ],
 )
