@@ -29,11 +29,19 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
+def packages() -> list[str]:
+    """The top-level packages setup.cfg ships (``[options.packages.find] include``)."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    return [line.strip().rstrip("*") for line in setup["options.packages.find"]["include"].split() if line.strip()]
+
+
 def test_every_source_module_is_in_the_wheel(wheel):
     shipped = set(wheel.namelist())
+    assert {"router_core", "router_lib", "router_plugins"} <= set(packages())
     sources = {
         str(p.relative_to(ROOT))
-        for package in ("router_core", "router_plugins")
+        for package in packages()
         for p in (ROOT / package).rglob("*.py")
         if "__pycache__" not in p.parts
     }
