@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
@@ -13,20 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import (
-    IMAGE,
-    TEXT,
-    Call,
-    Message,
-    Part,
-    Reply,
-    StreamEnd,
-    StreamPiece,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from .call import IMAGE, TEXT, Message, Part, Reply, StreamEnd, TextDelta, ToolCall, ToolCallDelta, Usage
 from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route
 from .dialects import Dialect, StreamEncoder
@@ -37,6 +24,9 @@ from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
 from .streaming import DONE, sse_data
+
+if TYPE_CHECKING:
+    from .call import Call, StreamPiece
 
 log = logging.getLogger("llm_router.pipeline")
 
@@ -104,6 +94,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
     ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
+    ctx.upstream_reply_id = reply.id
     reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
     if ctx.wants_reply:
@@ -321,6 +312,7 @@ async def translate(
             await write_pieces(resp, rt, ctx, dialect, encoder, piece)
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
+    ctx.upstream_reply_id = decoder.reply_id
     if collected is not None:
         await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)

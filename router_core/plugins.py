@@ -265,6 +265,10 @@ class PluginHost:
         kinds = set(BUILTIN_PROVIDERS) | set(self.provider_kinds)
         errors = []
         unmet = "which no enabled plugin provides"
+        scorers = {impl.plugin_name for impl in self.impls("score_request")}
+        for name, manifest in self.manifests.items():
+            if manifest.provides_scores and name not in scorers:
+                errors.append(f"plugin {name!r}: declares provides_scores but implements no score_request")
         for name, manifest in self.manifests.items():
             where = f"plugins.enabled: {name!r} requires"
             for other in manifest.requires_plugins:
@@ -335,7 +339,10 @@ class PluginHost:
         return bool(self.impls(hook))
 
     def _failed(self, impl: pluggy.HookImpl, exc: Exception) -> None:
-        """A plugin raised something other than a GatewayError: refuse (fail closed) or skip it."""
+        """A plugin raised: a GatewayError goes to the client; anything else refuses the request
+        (a fail-closed plugin) or skips the plugin (``None``: no result)."""
+        if isinstance(exc, GatewayError):
+            raise exc
         name = impl.plugin_name
         self.failures[name] += 1
         if getattr(impl.plugin, "FAIL_CLOSED", False):
@@ -357,20 +364,14 @@ class PluginHost:
     def _run_sync(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def _run_async(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return await impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         """Call one implementation with the arguments it names, awaiting it if it is async."""
@@ -430,7 +431,11 @@ class PluginHost:
             if result is None:
                 continue
             if not isinstance(result, dict):
-                log.warning("plugin %s: score_request returned %s, not a dict; ignored", impl.plugin_name, type(result))
+                log.warning(
+                    "plugin %s: score_request returned a %s, not a dict; ignored",
+                    impl.plugin_name,
+                    type(result).__name__,
+                )
                 continue
             for name in offers:
                 if name in result and name not in got:

@@ -49,7 +49,10 @@ class StreamDecoder:
     """One upstream stream's events → canonical pieces; one object per stream, so it may keep state.
 
     ``feed`` takes one event's parsed JSON and returns the pieces it yields (often none).
+    ``reply_id`` is the upstream's own id for the answer, once an event has named it.
     """
+
+    reply_id: str | None = None
 
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         raise NotImplementedError

@@ -621,6 +621,10 @@ def event_usage(data: dict[str, Any]) -> Usage | None:
 
 class _ResponsesStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        if event.get("type") in ("response.created", "response.completed", "response.incomplete"):
+            response = event.get("response")
+            if isinstance(response, dict) and isinstance(response.get("id"), str):
+                self.reply_id = response["id"]
         return list(decode_event(event))
 
 

@@ -153,13 +153,25 @@ async def test_retention(make_gateway, store_config):
         await client.responses.retrieve(made.id)
 
 
-async def test_native_provider_gets_the_expanded_conversation(gateway, upstream):
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_native_provider_gets_its_own_id_back(gateway, upstream, stream):
     client = sdk(gateway)
-    first = await client.responses.create(model="openai/gpt-4o", input="One")
-    await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=first.id)
+    first = await client.responses.create(model="openai/gpt-4o", input="One", instructions="Be brief", stream=stream)
+    first_id = [e async for e in first][-1].response.id if stream else first.id
+    await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=first_id)
     sent = upstream.last.json
-    assert "previous_response_id" not in sent
-    assert [i.get("role") for i in sent["input"]] == ["user", "assistant", "user"]
+    assert sent["previous_response_id"] == "resp_upstream"  # the fake's own id for the first answer
+    assert sent["input"] == [{"role": "user", "content": "Two"}] and "instructions" not in sent
+
+
+async def test_the_conversation_is_replayed_where_the_upstream_cannot_resolve_it(gateway, upstream):
+    client = sdk(gateway)
+    on_chat = await client.responses.create(model="chatonly/llama", input="One")
+    for previous in (on_chat.id,):
+        await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=previous)
+        sent = upstream.last.json
+        assert "previous_response_id" not in sent
+        assert [i.get("role") for i in sent["input"]] == ["user", "assistant", "user"]
 
 
 async def test_chat_clients_are_not_stored(gateway, upstream):
