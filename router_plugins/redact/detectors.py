@@ -177,8 +177,11 @@ _BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
 _BRAND_PATTERNS = tuple((re.compile(prefix), lengths) for prefix, lengths in _BRANDS)
 # Words saying a long number is something else: near them a number is a card only when
 # it is also a card by its printed grouping.
+# ... when the word introduces the number ("EAN 4006381333931", "timestamp=1700000000000"),
+# not when it is anywhere before ("I mean 4111…", "your order: card 4111…").
 _NOT_CARD_WORDS = re2.compile(
-    r"(?i)(?:ean|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref\b|reference)"
+    r"(?i)\b(?:ean|ean-13|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref"
+    r"|reference)\b\.?[\s:#.=\-]{0,3}(?:no\.?|nr\.?|number|num\.?|code|#)?[\s:#.=\-]{0,3}$"
 )
 
 
