@@ -406,21 +406,6 @@ class StreamEncoder(BaseStreamEncoder):
         return [] if self.finish else [self._chunk({}, "stop")]
 
 
-def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
-            delta["content"] = fn(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            f = call.get("function") or {}
-            if isinstance(f.get("arguments"), str):
-                f["arguments"] = fn(f["arguments"])
-
-
-def event_usage(data: dict[str, Any]) -> Usage | None:
-    return decode_usage(data["usage"]) if data.get("usage") else None
-
-
 class _ChatStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         return list(decode_event(event))

@@ -592,33 +592,6 @@ class StreamEncoder(BaseStreamEncoder):
         return out
 
 
-_EVENT_TEXT_KEYS = {
-    "response.output_text.delta": "delta",
-    "response.function_call_arguments.delta": "delta",
-    "response.output_text.done": "text",
-    "response.function_call_arguments.done": "arguments",
-}
-
-
-def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
-    kind = data.get("type")
-    key = _EVENT_TEXT_KEYS.get(kind)  # type: ignore[arg-type]
-    if key and isinstance(data.get(key), str):
-        data[key] = fn(data[key])
-    elif kind == "response.content_part.done" and isinstance((data.get("part") or {}).get("text"), str):
-        data["part"]["text"] = fn(data["part"]["text"])
-    elif kind == "response.output_item.done":
-        _map_item(data.get("item"), fn, fn)
-    elif kind in ("response.completed", "response.incomplete") and isinstance(data.get("response"), dict):
-        map_reply_text(data["response"], fn)
-
-
-def event_usage(data: dict[str, Any]) -> Usage | None:
-    if data.get("type") in ("response.completed", "response.incomplete"):
-        return decode_usage((data.get("response") or {}).get("usage"))
-    return None
-
-
 class _ResponsesStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         if event.get("type") in ("response.created", "response.completed", "response.incomplete"):
