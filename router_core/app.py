@@ -30,6 +30,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .gateway import GatewaySchema
+from .limits import TRIM, MemoryTrim
 from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
 from .plugins import PluginHost
@@ -224,6 +225,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     else:
         middlewares.append(keyless_middleware())
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
+    app[TRIM] = MemoryTrim()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)

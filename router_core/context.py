@@ -117,9 +117,9 @@ class RequestContext:
     sent back on the answer. ``tag`` is the intent tag that chose the model and
     ``key_name`` the name of the client key (set by the plugins that know them); both end
     up in the request's :class:`Outcome`.
-    ``app`` is the aiohttp application: state a plugin builds once per app (parsed
-    ``[plugins.<name>]`` settings, caches) lives on it under a ``web.AppKey`` set in
-    ``router_startup``.
+    ``app`` is the aiohttp application: state a plugin builds once per app (caches,
+    clients) lives on it under a ``web.AppKey`` set in ``router_startup``; a plugin's
+    validated ``[plugins.<name>]`` settings are :meth:`settings`.
     """
 
     call: Call

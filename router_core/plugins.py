@@ -382,30 +382,28 @@ class PluginHost:
     async def call(self, hook: str, **kwargs: Any) -> Any:
         """Call a request hook as its spec says: every implementation in order, returning their
         non-None results, or, for a ``firstresult`` hook, until one returns non-None (that result)."""
-        first = self._firstresult[hook]
-        results = []
+        if self._firstresult[hook]:
+            return await self._each(hook, kwargs, lambda result: True)
+        results: list[Any] = []
+        await self._each(hook, kwargs, results.append)
+        return results
+
+    async def chain(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], None]) -> None:
+        """Call a chained hook (``select_model``, ``select_provider``): each non-None result goes to
+        ``on_result`` before the next implementation runs, so each sees the previous choice."""
+        await self._each(hook, kwargs, on_result)
+
+    async def _each(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], Any]) -> Any:
+        """The one hook loop: each non-None result goes to ``on_result``; a true answer from it stops the loop."""
         for impl in self.impls(hook):
             # Inlined run(): sync implementations (most) then cost no coroutine.
             if self._is_async[impl.function]:
                 result = await self._run_async(impl, kwargs)
             else:
                 result = self._run_sync(impl, kwargs)
-            if result is not None:
-                if first:
-                    return result
-                results.append(result)
-        return None if first else results
-
-    async def chain(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], None]) -> None:
-        """Call a chained hook (``select_model``, ``select_provider``): each non-None result goes to
-        ``on_result`` before the next implementation runs, so each sees the previous choice."""
-        for impl in self.impls(hook):
-            if self._is_async[impl.function]:
-                result = await self._run_async(impl, kwargs)
-            else:
-                result = self._run_sync(impl, kwargs)
-            if result is not None:
-                on_result(result)
+            if result is not None and on_result(result):
+                return result
+        return None
 
     async def score(self, ctx: Any, wanted: set[str]) -> dict[str, Any]:
         """Ask the plugins that provide any of ``wanted`` scores, in call order, until each is given.

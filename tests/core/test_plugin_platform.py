@@ -76,14 +76,20 @@ def test_a_provider_kind_of_a_disabled_plugin_names_it(upstream):
 
 
 class NeedsTags:
-    MANIFEST = Manifest(requires_gateway_fields=("tags",), requires_plugins=("redact",))
+    MANIFEST = Manifest(
+        requires_gateway_fields=("tags",), requires_plugins=("redact",), requires_provider_kinds=("anthropic",)
+    )
 
 
 def test_required_fields_and_plugins(upstream):
     message = refused(upstream, plugins=[("needy", NeedsTags())])
     assert "'needy' requires the 'redact' plugin; enable it" in message
     assert "'needy' requires the gateway field 'tags', which no enabled plugin provides; enable 'tags'" in message
-    build(upstream, ["redact", "scorer", "tags"], plugins=[("needy", NeedsTags())])
+    assert (
+        "'needy' requires the provider kind 'anthropic', which no enabled plugin provides; enable 'anthropic'"
+        in message
+    )
+    build(upstream, ["redact", "scorer", "tags", "anthropic"], plugins=[("needy", NeedsTags())])
 
 
 # ---------------------------------------------------------------- order
@@ -218,6 +224,8 @@ async def test_settings_reach_router_startup_structured(make_gateway):
         ({"image": {"response_format": "gif"}}, "plugins.image.response_format:"),
         ({"image": {"sise": "1x1"}}, "plugins.image.sise: unknown setting"),
         ({"media": {"threshold": 2}}, "plugins.media.threshold:"),
+        ({"media": {"threshold": "high"}}, "plugins.media.threshold: expected a number, got str"),
+        ({"media": {"treshold": 0.4}}, "plugins.media.treshold: unknown setting (known: threshold)"),
         ({"tags": {"anything": 1}}, "plugins.tags: the 'tags' plugin takes no settings"),
     ],
 )

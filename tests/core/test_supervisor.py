@@ -304,3 +304,31 @@ async def test_too_few_file_descriptors_for_the_connection_cap_stops_serve(tmp_p
     assert proc.returncode == 2
     assert b"server.max_connections = 768 needs 1600 file descriptors" in err
     assert b"at most 96" in err and b"listening" not in err
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def test_memory_of_stalled_uploads_goes_back_to_the_os(gateways, tmp_path, slow_upstream):
+    gateway = await gateways(write_config(tmp_path, slow_upstream, "body_timeout = 2"), "--port", "0")
+    before = rss_mb(gateway.proc.pid)
+    size = 8 * 1024 * 1024
+
+    async def stall() -> bytes:  # one byte short of 8 MB, then nothing
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        writer.write(f"{head}Content-Length: {size}\r\n\r\n".encode())
+        for sent in range(0, size - 1, 1 << 16):
+            writer.write(bytes(min(1 << 16, size - 1 - sent)))
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.read(100), 30)
+        writer.close()
+        return answer
+
+    answers = await asyncio.gather(*(stall() for _ in range(60)))
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers)
+    assert await until(lambda: rss_mb(gateway.proc.pid) < before + 40, 5), (before, rss_mb(gateway.proc.pid))
