@@ -117,6 +117,11 @@ class Dialect:
         """An upstream answer in this very dialect, passed through: give it the gateway's id and model name."""
         body["id"], body["model"] = reply.id, reply.model
 
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        """An upstream stream event in this very dialect, relayed: the gateway's id and model name in
+        it, ``usage_extra`` in its usage. By default nothing (the stream carries neither)."""
+        return None
+
     def reply_usage(self, body: dict[str, Any]) -> Usage:
         raise NotImplementedError
 

@@ -406,21 +406,6 @@ class StreamEncoder(BaseStreamEncoder):
         return [] if self.finish else [self._chunk({}, "stop")]
 
 
-def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
-            delta["content"] = fn(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            f = call.get("function") or {}
-            if isinstance(f.get("arguments"), str):
-                f["arguments"] = fn(f["arguments"])
-
-
-def event_usage(data: dict[str, Any]) -> Usage | None:
-    return decode_usage(data["usage"]) if data.get("usage") else None
-
-
 class _ChatStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         return list(decode_event(event))
@@ -448,6 +433,11 @@ class ChatDialect(Dialect):
 
     def map_reply_text(self, body, fn, arguments=None) -> None:
         map_reply_text(body, fn, arguments)
+
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        event["id"], event["model"] = reply_id, model
+        if usage_extra and isinstance(event.get("usage"), dict):
+            event["usage"].update(usage_extra)
 
     def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
         return StreamEncoder(reply_id, model, call)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import openai
+import orjson
 import pytest
 from aiohttp import web
 
@@ -213,3 +214,35 @@ async def test_bad_settings_stop_startup(make_gateway, table, message):
     with pytest.raises((ConfigError, ValueError)) as caught:
         await make_gateway(config)
     assert message in str(caught.value)
+
+
+async def test_native_stream_keeps_hosted_tool_events_under_the_gateway_id(gateway, upstream):
+    from tests.fakes import responses_chunks
+
+    search = {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}}
+    extra = [
+        {"type": "response.output_item.added", "output_index": 0, "item": {**search, "status": "in_progress"}},
+        {"type": "response.web_search_call.completed", "output_index": 0, "item_id": "ws_1"},
+        {"type": "response.output_item.done", "output_index": 0, "item": search},
+    ]
+
+    async def with_search(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chunks = responses_chunks(["Par", "is"], body["model"])
+        hosted = [b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in extra]
+        return await upstream.send_stream(request, chunks[:1] + hosted + chunks[1:])
+
+    upstream.handler = with_search
+    client = sdk(gateway)
+    events = [
+        e
+        async for e in await client.responses.create(
+            model="openai/gpt-4o", input="Capital of France?", tools=[{"type": "web_search"}], stream=True
+        )
+    ]
+    kinds = [e.type for e in events]
+    assert "response.web_search_call.completed" in kinds  # a hosted tool's events pass through
+    final = events[-1].response
+    assert final.id.startswith("gen_") and events[0].response.id == final.id and final.model == "openai/gpt-4o"
+    assert final.output_text == "Paris"
+    stored = await client.responses.retrieve(final.id)
+    assert stored.output_text == "Paris"
