@@ -181,7 +181,9 @@ def test_generated_pii_is_always_masked(named, before, after):
     redaction = Redaction(ALL)
     out = redaction.redact_text(text)
     assert secret_part(value) not in out
-    assert redaction.counts[name] >= 1
+    # "Bearer <value>" is a bearer credential: masked and counted as a token, whatever the value looks like.
+    bearer = before.rstrip().lower().endswith("bearer") and redaction.counts["token"] >= 1
+    assert redaction.counts[name] >= 1 or bearer
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
