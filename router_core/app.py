@@ -49,7 +49,9 @@ ROUTE_DIALECTS = web.AppKey("route_dialects", dict)
 
 def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Response:
     body = dialect.error_body(error) if dialect is not None else error.body()
-    resp = web.Response(status=error.status, body=orjson.dumps(body), content_type="application/json")
+    resp = web.Response(
+        status=error.status, body=orjson.dumps(body), content_type="application/json", headers=error.headers
+    )
     resp[ERROR_CODE] = error.code or error.type  # for the request's Outcome
     return resp
 
@@ -220,10 +222,13 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     schema = build_schema(config, host)
 
     middlewares: list[Any] = [finish_middleware(host), errors_middleware]
-    if config.server.api_keys:
+    if host.authenticates:
+        pass  # an enabled plugin checks client keys (and server.api_keys) in its middleware
+    elif config.server.api_keys:
         middlewares.append(auth_middleware(config.server.api_keys))
     else:
         middlewares.append(keyless_middleware())
+    host.call_startup("register_middlewares", register=middlewares.append, config=config)
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[TRIM] = MemoryTrim()
 

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from aiohttp import web
@@ -37,21 +38,35 @@ def _load(path: str) -> Config:
 
 
 def serve(args: argparse.Namespace) -> None:
+    import attrs
+
     from .app import create_app
+    from .plugins import PluginHost
     from .server import bind, raise_fd_limit
     from .workers import EXIT_CONFIG, EXIT_FAILED, StartupFailed, Supervisor, run_worker
 
     config = _load(args.config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    if not config.server.api_keys and not _is_loopback(host):
+    if args.workers is not None:
+        if args.workers < 1:
+            print(f"--workers must be at least 1, got {args.workers}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG)
+        # Plugins that keep state (limits) check the worker count at startup.
+        config = attrs.evolve(config, server=attrs.evolve(config.server, workers=args.workers))
+    workers = config.server.workers
+    try:
+        # A plugin may check client keys in place of server.api_keys (AUTHENTICATES).
+        authenticated = bool(config.server.api_keys) or PluginHost(config).authenticates
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{config.path}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    if not authenticated and not _is_loopback(host):
         print(
             f"refusing to listen on {host} without server.api_keys: without keys the gateway is loopback-only",
             file=sys.stderr,
         )
-        raise SystemExit(EXIT_CONFIG)
-    if args.workers < 1:
-        print(f"--workers must be at least 1, got {args.workers}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
         create_app(config)  # every config error before anything listens
@@ -72,13 +87,13 @@ def serve(args: argparse.Namespace) -> None:
     bound_port = sock.getsockname()[1]
     url = f"http://{host}:{bound_port}/v1"
     log = logging.getLogger("llm_router")
-    if not config.server.api_keys:
+    if not authenticated:
         log.warning("no server.api_keys: client auth is off, so the gateway stays on loopback")
     try:
-        if args.workers == 1:
+        if workers == 1:
             run_worker(config, sock, url)
         else:
-            raise SystemExit(Supervisor(config, sock, url, args.workers).run())
+            raise SystemExit(Supervisor(config, sock, url, workers).run())
     except StartupFailed as exc:
         print(f"{config.path}: {exc}", file=sys.stderr)
         raise SystemExit(exc.code) from None
@@ -207,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, help="processes serving the port (default: server.workers, 1)")
     p.set_defaults(func=serve)
     p = sub.add_parser("check", help="validate the config and list plugins and their hooks")
     p.add_argument("--config", default=DEFAULT_CONFIG)
@@ -216,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--file", default="-", help="the request body as JSON (default: stdin)")
     p.set_defaults(func=explain)
+    for command in entry_points(group="llm_router.commands"):  # plugins' own subcommands
+        command.load()(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LLM_ROUTER_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -63,6 +63,10 @@ def _objects_only(cl: type, conv: cattrs.Converter):
 converter.register_structure_hook_factory(attrs.has, _objects_only)
 
 
+#: Top-level tables read by plugins; a plugin claims one with ``CONFIG_TABLES = ("keys",)``.
+PLUGIN_TABLES = ("store", "usage", "keys")
+
+
 class ConfigError(Exception):
     """plugins.toml is wrong; each message names the key path."""
 
@@ -114,6 +118,8 @@ class ServerConfig:
     max_tags: int = attrs.field(default=64, validator=_positive)  # gateway.tags
     # SIGTERM: stop accepting, give in-flight requests and streams this long, then exit.
     drain_timeout: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    # Processes serving the port (``serve --workers`` overrides); plugins that keep state check it.
+    workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -159,6 +165,11 @@ class Config:
     models: dict[str, ModelConfig] = attrs.field(factory=dict)
     gateway: dict[str, Any] = attrs.field(factory=dict)  # defaults for the request's gateway object
     policy: dict[str, Any] = attrs.field(factory=dict)  # enforced over the request's gateway object
+    # Top-level tables that belong to plugins (PLUGIN_TABLES): kept raw here, validated by
+    # the plugin that claims them, refused at startup when no enabled plugin does.
+    store: dict[str, Any] = attrs.field(factory=dict, repr=False)  # shared state (may hold a password)
+    usage: dict[str, Any] = attrs.field(factory=dict, repr=False)  # the usage ledger
+    keys: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=False)  # client keys with limits
     path: str | None = None
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
@@ -184,6 +195,9 @@ def _resolve(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     for provider in (raw.get("providers") or {}).values():
         if isinstance(provider, dict) and isinstance(provider.get("api_key"), str):
             provider["api_key"], provider["missing_key"] = resolve_secret(provider["api_key"], env)
+    for table in (raw.get("keys") or {}).values():
+        if isinstance(table, dict) and isinstance(table.get("key"), str):
+            table["key"], table["missing_key"] = resolve_secret(table["key"], env)
     plugins = raw.get("plugins")
     if isinstance(plugins, dict):
         raw["plugins"] = {

@@ -106,3 +106,18 @@ class GatewaySchema:
             merged = deep_merge(deep_merge(self.defaults.get(name), value), self.policy.get(name))
             values[name] = self._structure(name, merged, f"gateway.{key}", BadRequest)
         return values
+
+    def enforce(self, values: dict[str, Any], policy: dict[str, Any], param: str = "policy") -> dict[str, Any]:
+        """``values`` (a parsed gateway object) with ``policy`` laid over it, as ``[policy]`` is.
+
+        For policies narrower than the server's (a client key's own). A value no enabled
+        plugin owns, or one that does not validate, is a ConfigError naming ``param``.
+        """
+        out = dict(values)
+        for key, value in policy.items():
+            name = self.canonical.get(key)
+            if name is None:
+                raise ConfigError([f"{param}.{key}: no enabled plugin owns this field ({self._owners()})"])
+            current = converter.unstructure(out[name]) if name in out else None
+            out[name] = self._structure(name, deep_merge(current, value), f"{param}.{key}", ConfigError)
+        return out

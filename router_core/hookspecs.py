@@ -74,6 +74,20 @@ def register_providers(register: Any) -> None:
 
 
 @hookspec
+def register_middlewares(register: Any, config: Config) -> None:
+    """Called once while the app is built, to add aiohttp middlewares; returns nothing.
+
+    :param register: ``register(middleware)`` appends an ``@web.middleware`` function;
+        it runs inside the core's error middleware (so a ``GatewayError`` it raises is
+        rendered as usual), in plugin order.
+    :param config: the parsed plugins.toml. A plugin that provides client
+        authentication sets ``AUTHENTICATES = True`` in its module: the core then drops
+        its own ``server.api_keys`` check and the plugin's middleware does it instead.
+        Raise ``ConfigError`` here for a bad table, so ``llm-router check`` sees it too.
+    """
+
+
+@hookspec
 def register_routes(app: web.Application) -> None:
     """Called at startup to add HTTP routes (metrics, admin); returns nothing."""
 
@@ -205,7 +219,7 @@ def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece
 
 
 @hookspec
-def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+def request_finished(ctx: RequestContext | None, outcome: Outcome, app: web.Application) -> None:
     """Called exactly once per HTTP request, after its answer is complete; returns nothing.
 
     For metrics, logs and the usage ledger. It runs after the last byte was sent (or the
@@ -213,6 +227,8 @@ def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
     context existed (auth, a body that is not JSON): then ``ctx`` is ``None``.
 
     :param ctx: the request context, or ``None``; read it, do not change it.
+    :param app: the aiohttp application (where a plugin's per-app state lives, also
+        when ``ctx`` is ``None``).
     :param outcome: a :class:`router_core.Outcome`: status, endpoint, model and provider,
         tokens, latency, error code, tokens saved and redactions per plugin.
     An exception is logged (its type only) and never changes the answer; slow work (a

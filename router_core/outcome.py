@@ -80,7 +80,7 @@ def finish_middleware(host: PluginHost):
     ) -> None:
         ctx = request.get(CONTEXT)
         outcome = build_outcome(request, ctx, started, status, sent_at, error_code)
-        await host.notify("request_finished", ctx=ctx, outcome=outcome)
+        await host.notify("request_finished", ctx=ctx, outcome=outcome, app=request.app)
 
     return finish
 

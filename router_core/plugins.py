@@ -15,7 +15,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .config import Config, ConfigError, converter, validation_errors
+from .config import PLUGIN_TABLES, Config, ConfigError, converter, validation_errors
 from .context import GatewayField
 from .errors import GatewayError, PluginFailed
 
@@ -124,6 +124,7 @@ class PluginHost:
         self.settings = self._structure_settings(config)
         self._check_security_first()
         self._check_order()
+        self._check_tables(config)
         self.provider_kinds = self._collect_provider_kinds()
         self.gateway_fields = self._collect_gateway_fields()
         self._check_requirements(config)
@@ -231,6 +232,23 @@ class PluginHost:
                     )
         if errors:
             raise ConfigError(errors)
+
+    def _check_tables(self, config: Config) -> None:
+        """A top-level table no enabled plugin reads would be silently ignored: refuse it."""
+        claimed = {t for _, p in self.pm.list_name_plugin() for t in getattr(p, "CONFIG_TABLES", ())}
+        for table in PLUGIN_TABLES:
+            if getattr(config, table) and table not in claimed:
+                readers = [
+                    n for n, ep in sorted(self.installed.items()) if table in getattr(ep.load(), "CONFIG_TABLES", ())
+                ]
+                raise ConfigError(
+                    [f"{table}: no enabled plugin reads this table (enable one of: {', '.join(readers) or 'none'})"]
+                )
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether an enabled plugin (``AUTHENTICATES = True``) checks client keys in place of ``server.api_keys``."""
+        return any(getattr(p, "AUTHENTICATES", False) for _, p in self.pm.list_name_plugin())
 
     def _collect_provider_kinds(self) -> dict[str, tuple[type, str]]:
         """Provider kinds the plugins register: ``{kind: (class, plugin)}``."""

@@ -72,6 +72,19 @@ class Recorder:
         app.router.add_get("/recorder/ping", ping)
 
     @hookimpl
+    def register_middlewares(self, register, config):
+        self.calls.append("register_middlewares")
+        from aiohttp import web
+
+        @web.middleware
+        async def stamp(request, handler):
+            response = await handler(request)
+            response.headers["x-recorder-middleware"] = "1"
+            return response
+
+        register(stamp)
+
+    @hookimpl
     def gateway_fields(self):
         self.calls.append("gateway_fields")
         return {"budget": GatewayField(Budget, aliases=("costBudget",))}
@@ -163,7 +176,8 @@ async def test_request_hooks_run_in_order_and_take_effect(client, recorder, upst
     request_hooks = [
         c
         for c in recorder.calls
-        if c not in ("router_startup", "register_routes", "register_providers", "gateway_fields")
+        if c
+        not in ("router_startup", "register_routes", "register_providers", "gateway_fields", "register_middlewares")
     ]
     assert request_hooks == [
         "pre_request",
@@ -331,6 +345,14 @@ def test_every_hookspec_is_called_by_the_core_and_tested():
     source = "".join(inspect.getsource(m) for m in _core_modules())
     for name in specs:
         assert f'"{name}"' in source, f"the core never calls {name}"
+
+
+async def test_plugin_middleware_wraps_every_route(make_gateway, recorder):
+    client = await make_gateway(plugins=[("recorder", recorder)])
+    resp = await client.get("/recorder/ping")
+    assert resp.headers["x-recorder-middleware"] == "1"
+    resp = await client.get("/no/such/route")  # inside the error middleware: errors pass through it
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
 
 
 async def test_shutdown_hook_runs(make_gateway, recorder):

@@ -1,0 +1,284 @@
+"""Client keys with limits, budgets, allow-lists and a policy of their own (``[keys.*]``, ``[store]``).
+
+The middleware authenticates every request (in place of ``server.api_keys``, which
+stay valid as one unlimited key named ``server``); ``pre_request`` applies the key's
+policy and takes what the request uses from the store in one atomic step;
+``select_provider`` holds the key to its providers; ``request_finished`` settles the
+real tokens and the spend and gives the parallel slot back, in one more step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import time
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from router_core import Outcome, PolicyViolation, RequestContext, Route, hookimpl
+from router_core.config import ConfigError
+from router_core.errors import GatewayError, Unauthorized
+from router_core.pipeline import RUNTIME
+from router_lib.store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
+from router_lib.store.pricing import cost_usd
+from router_lib.tokens import message_tokens, tool_tokens
+
+from .registry import KeyRegistry
+from .settings import ClientKey, config_keys, server_keys
+
+FAIL_CLOSED = True  # a failure here refuses the request: limits and policy are security
+AUTHENTICATES = True
+CONFIG_TABLES = ("keys", "store")
+NAME = "keys"
+
+log = logging.getLogger("llm_router.keys")
+
+OPEN_PATHS = frozenset({"/healthz"})
+# Conversations longer than this are counted in a thread: tiktoken on megabytes would hold the loop.
+COUNT_INLINE_CHARS = 50_000
+
+REGISTRY = web.AppKey("keys.registry", KeyRegistry)
+CONFIGURED = web.AppKey("keys.configured", dict)
+
+
+@attrs.define
+class Admitted:
+    """One request's key and what it took from the key's limits."""
+
+    key: ClientKey
+    lease: str | None = None
+    counted_tokens: int = 0
+    reserved_usd: float = 0.0  # the input's cost, taken from the budgets at admission
+    checked: bool = False  # limits were taken from the store (not skipped by fail_open)
+
+
+#: The current request's key: set by the middleware, read by the request hooks.
+CURRENT: contextvars.ContextVar[Admitted | None] = contextvars.ContextVar("llm_router_key", default=None)
+
+
+class LimitExceeded(GatewayError):
+    """A key is over one of its limits: 429 (rate) or 402 (budget), with Retry-After when it will pass."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, limit: str, retry_after: float | None, budget: bool = False) -> None:
+        super().__init__(message, code="budget_exceeded" if budget else "rate_limit_exceeded")
+        self.limit = limit
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+        if budget:
+            self.status, self.type = 402, "insufficient_quota"
+
+
+class StoreDown(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+    headers = {"Retry-After": "1"}  # noqa: RUF012  (read-only, as the class attribute it overrides)
+
+
+# ---------------------------------------------------------------- startup
+
+
+@hookimpl
+def register_middlewares(register: Any, config: Any) -> None:
+    keys = {**server_keys(config.server.api_keys), **config_keys(config.keys)}  # ConfigError names the table
+    settings = store_settings(config)
+    limited = [k.name for k in keys.values() if k.limits.any]
+    if config.server.workers > 1 and limited and not settings.shared:
+        raise ConfigError(
+            [
+                f"store.url: {config.server.workers} workers would each count the limits of "
+                f"{', '.join(sorted(limited))} on their own (a limit would become limit × workers); "
+                'set [store] url = "redis://host:6379/0" to share them, or serve with --workers 1'
+            ]
+        )
+    register(authenticate)
+
+
+@hookimpl
+async def router_startup(app: web.Application, config: Any) -> None:
+    keys = {**server_keys(config.server.api_keys), **config_keys(config.keys)}
+    schema = app[RUNTIME].schema
+
+    def check_policy(policy: dict[str, Any], name: str = "policy") -> None:
+        schema.enforce({}, policy, name)
+
+    for key in keys.values():
+        check_policy(key.policy, f"keys.{key.name}.policy")
+    try:
+        store = await app_store(app, config)
+    except StoreUnavailable as exc:
+        raise ConfigError([f"store.url: {exc}"]) from None
+    registry = KeyRegistry(keys, store, app[HEALTH], check_policy)
+    await registry.start()
+    app[REGISTRY] = registry
+
+
+@hookimpl
+async def router_shutdown(app: web.Application) -> None:
+    if REGISTRY in app:
+        await app[REGISTRY].stop()
+    await close_app_store(app)
+
+
+# ---------------------------------------------------------------- request in
+
+
+def offered_key(request: web.Request) -> str:
+    """The key from ``Authorization: Bearer …`` or, as the Anthropic SDK sends it, ``x-api-key``."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    key = request.app[REGISTRY].lookup(offered_key(request))
+    if key is None:
+        raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
+    if key.expired(time.time()):
+        raise Unauthorized("This API key has expired.", code="key_expired")
+    if key.broken:
+        raise PolicyViolation("This key's policy cannot be enforced by this gateway; ask its administrator.")
+    state = Admitted(key)
+    token = CURRENT.set(state)
+    request[KEY_NAME] = key.name
+    try:
+        return await handler(request)
+    finally:
+        CURRENT.reset(token)
+
+
+def count_input(ctx: RequestContext) -> int:
+    model = ctx.call.model or ""
+    return sum(message_tokens(m, model) for m in ctx.call.messages) + sum(tool_tokens(t, model) for t in ctx.call.tools)
+
+
+def _size(ctx: RequestContext) -> int:
+    return sum(len(t) for t in ctx.call.texts())
+
+
+@hookimpl(tryfirst=True)
+async def pre_request(ctx: RequestContext) -> None:
+    state = CURRENT.get()
+    if state is None:  # no HTTP request (llm-router explain)
+        return
+    ctx.plugin_state[NAME] = state
+    key = state.key
+    ctx.key_name = key.name
+    if key.policy:
+        ctx.gateway = ctx.app[RUNTIME].schema.enforce(ctx.gateway, key.policy, f"keys.{key.name}.policy")
+    if ctx.call.model:
+        check_model(key, ctx.call.model)
+    if key.limits.any:
+        await admit(ctx, state)
+
+
+def check_model(key: ClientKey, model: str) -> None:
+    if not key.allows_model(model):
+        raise PolicyViolation(
+            f"Key '{key.name}' may not use model '{model}' (allowed: {', '.join(key.models)}).", param="model"
+        )
+
+
+async def admit(ctx: RequestContext, state: Admitted) -> None:
+    key, limits = state.key, state.key.limits
+    budgeted = limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None
+    tokens, reserve = 0, 0.0
+    if limits.tpm is not None or budgeted:
+        tokens = count_input(ctx) if _size(ctx) < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
+    if budgeted:
+        reserve = cost_usd(ctx.config, ctx.call.model, tokens, 0)
+    registry = ctx.app[REGISTRY]
+    health = registry.health
+    try:
+        verdict = await registry.store.admit(key.name, limits, tokens, time.time(), reserve)
+    except StoreUnavailable as exc:
+        health.failed("a limit check", exc)
+        if health.on_error == "fail_open":
+            health.admitted_unchecked += 1
+            return
+        health.refused += 1
+        raise StoreDown(
+            "The gateway's shared store is unreachable, so this key's limits cannot be checked; try again shortly."
+        ) from None
+    health.ok()
+    if not verdict.ok:
+        raise over_limit(key, verdict.limit or "", verdict.retry_after, tokens)
+    state.lease, state.counted_tokens, state.reserved_usd, state.checked = verdict.lease, tokens, reserve, True
+
+
+def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: int) -> LimitExceeded:
+    limits = key.limits
+    described = {
+        "rpm": lambda: f"rpm limit ({limits.rpm} requests per minute)",
+        "tpm": lambda: f"tpm limit ({limits.tpm} tokens per minute)",
+        "max_parallel": lambda: f"max_parallel limit ({limits.max_parallel} requests at once)",
+        "daily_budget_usd": lambda: f"daily_budget_usd (${limits.daily_budget_usd:g} per UTC day)",
+        "monthly_budget_usd": lambda: f"monthly_budget_usd (${limits.monthly_budget_usd:g} per UTC month)",
+    }
+    what = described[limit]() if limit in described else limit
+    budget = limit.endswith("_budget_usd")
+    if retry_after is None:
+        message = f"This request counts {tokens} input tokens, more than key '{key.name}''s whole {what}."
+    else:
+        verb = "has spent its" if budget else "is over its"
+        message = f"Key '{key.name}' {verb} {what}; retry in {max(1, math.ceil(retry_after))} s."
+    return LimitExceeded(message, limit=limit, retry_after=retry_after, budget=budget)
+
+
+# ---------------------------------------------------------------- route
+
+
+@hookimpl(trylast=True)
+def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
+    state: Admitted | None = ctx.plugin_state.get(NAME)
+    if state is None:
+        return None
+    key = state.key
+    check_model(key, ctx.call.model)  # the model tags or planning chose
+    if not key.providers:
+        return None
+    kept = [route for route in routes if route.name in key.providers]
+    if not kept:
+        raise PolicyViolation(
+            f"Key '{key.name}' may use providers {', '.join(key.providers)}; none of them serves '{ctx.call.model}'."
+        )
+    return kept
+
+
+# ---------------------------------------------------------------- after the answer
+
+
+@hookimpl
+async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+    """Settle after the answer went out (so it adds nothing to the answer's latency).
+
+    The core calls this exactly once per request, a client that left mid-stream
+    included, so the parallel slot always comes back here.
+    """
+    state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
+    if state is None or not state.checked:
+        return
+    limits = state.key.limits
+    used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens
+    cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
+    token_delta = used - state.counted_tokens if limits.tpm is not None else 0
+    registry = ctx.app[REGISTRY]
+    try:
+        await registry.store.settle(
+            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), state.lease
+        )
+    except StoreUnavailable as exc:  # a parallel slot then frees itself after LEASE_SECONDS
+        registry.health.failed("settling usage", exc)

@@ -1,0 +1,192 @@
+"""The ledger's rows, its tables and their migrations: one schema for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import orjson
+
+from router_lib.store.pricing import cost_usd
+
+
+@attrs.frozen
+class Row:
+    """One request, as the ledger keeps it: figures and names, never prompt or answer text."""
+
+    ts: float
+    request_id: str
+    key_name: str | None
+    endpoint: str
+    stream: bool
+    status: int
+    error_code: str | None
+    model_requested: str | None
+    model: str | None
+    provider: str | None
+    tag: str | None
+    fallbacks: int
+    latency_ms: float
+    first_byte_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    planner_tokens: int
+    cost_usd: float
+    tokens_saved: dict[str, int]
+    redactions: dict[str, int]
+
+    @property
+    def day(self) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(self.ts))
+
+
+COLUMNS = [a.name for a in attrs.fields(Row)]
+# Grouping columns of the daily aggregate; '' stands for "none" so that upserts match.
+GROUPS = ("day", "key_name", "model", "provider", "tag")
+BY = {"key": "key_name", "model": "model", "provider": "provider", "tag": "tag", "day": "day"}
+
+
+def row_of(outcome: Any, config: Any) -> Row:
+    return Row(
+        ts=time.time(),
+        request_id=outcome.request_id,
+        key_name=outcome.key_name,
+        endpoint=outcome.endpoint,
+        stream=bool(outcome.stream),
+        status=outcome.status,
+        error_code=outcome.error_code,
+        model_requested=outcome.model_requested,
+        model=outcome.model,
+        provider=outcome.provider,
+        tag=outcome.tag,
+        fallbacks=outcome.fallbacks,
+        latency_ms=round(outcome.latency_ms, 3),
+        first_byte_ms=None if outcome.first_byte_ms is None else round(outcome.first_byte_ms, 3),
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        planner_tokens=outcome.planner_tokens,
+        cost_usd=cost_usd(config, outcome.model, outcome.input_tokens, outcome.output_tokens),
+        tokens_saved=dict(outcome.tokens_saved),
+        redactions=dict(outcome.redactions),
+    )
+
+
+def values(row: Row) -> tuple[Any, ...]:
+    """A row as the ``requests`` table's columns (dicts as JSON text, the UTC day added)."""
+    out = []
+    for name in COLUMNS:
+        value = getattr(row, name)
+        out.append(orjson.dumps(value).decode() if isinstance(value, dict) else value)
+    return (*out, row.day)
+
+
+@attrs.define
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    planner_tokens: int = 0
+    cost_usd: float = 0.0
+    tokens_saved: int = 0
+    latency_ms: float = 0.0
+
+
+def aggregate(rows: list[Row]) -> dict[tuple[str, ...], Totals]:
+    """A batch of rows summed per (day, key, model, provider, tag): one upsert per group, not per request."""
+    out: dict[tuple[str, ...], Totals] = {}
+    for row in rows:
+        group = (row.day, row.key_name or "", row.model or "", row.provider or "", row.tag or "")
+        t = out.get(group)
+        if t is None:
+            t = out[group] = Totals()
+        t.requests += 1
+        t.errors += row.status >= 400
+        t.input_tokens += row.input_tokens
+        t.output_tokens += row.output_tokens
+        t.planner_tokens += row.planner_tokens
+        t.cost_usd += row.cost_usd
+        t.tokens_saved += sum(row.tokens_saved.values())
+        t.latency_ms += row.latency_ms
+    return out
+
+
+TOTALS = [a.name for a in attrs.fields(Totals)]
+
+# Each migration is (version, DDL); {id}, {float}, {bigint} and {bool} are filled per database.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE requests (
+                id {id},
+                ts {float} NOT NULL,
+                request_id TEXT NOT NULL,
+                key_name TEXT,
+                endpoint TEXT NOT NULL,
+                stream {bool} NOT NULL,
+                status INTEGER NOT NULL,
+                error_code TEXT,
+                model_requested TEXT,
+                model TEXT,
+                provider TEXT,
+                tag TEXT,
+                fallbacks INTEGER NOT NULL,
+                latency_ms {float} NOT NULL,
+                first_byte_ms {float},
+                input_tokens {bigint} NOT NULL,
+                output_tokens {bigint} NOT NULL,
+                planner_tokens {bigint} NOT NULL,
+                cost_usd {float} NOT NULL,
+                tokens_saved TEXT NOT NULL,
+                redactions TEXT NOT NULL,
+                day TEXT NOT NULL
+            )""",
+            "CREATE INDEX requests_request_id ON requests (request_id)",
+            "CREATE INDEX requests_day ON requests (day)",
+            """CREATE TABLE usage_daily (
+                day TEXT NOT NULL,
+                key_name TEXT NOT NULL,
+                model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                requests {bigint} NOT NULL,
+                errors {bigint} NOT NULL,
+                input_tokens {bigint} NOT NULL,
+                output_tokens {bigint} NOT NULL,
+                planner_tokens {bigint} NOT NULL,
+                cost_usd {float} NOT NULL,
+                tokens_saved {bigint} NOT NULL,
+                latency_ms {float} NOT NULL,
+                PRIMARY KEY (day, key_name, model, provider, tag)
+            )""",
+        ],
+    ),
+]
+
+INSERT_ROW = "INSERT INTO requests ({}) VALUES ({{}})".format(", ".join([*COLUMNS, "day"]))
+UPSERT_TOTALS = (
+    "INSERT INTO usage_daily ({cols}) VALUES ({{}}) ON CONFLICT (day, key_name, model, provider, tag) DO UPDATE SET "
+    + ", ".join(f"{t} = usage_daily.{t} + excluded.{t}" for t in TOTALS)
+).format(cols=", ".join([*GROUPS, *TOTALS]))
+
+
+def usage_query(by: str, placeholder: str) -> str:
+    """Totals per ``by`` (key, model, provider, tag, day) from the daily aggregate, since a day."""
+    column = BY[by]
+    sums = ", ".join(f"SUM({t}) AS {t}" for t in TOTALS)
+    order = f"{column}" if by == "day" else "cost_usd DESC, requests DESC"
+    return f"SELECT {column} AS name, {sums} FROM usage_daily WHERE day >= {placeholder} GROUP BY {column} ORDER BY {order}"
+
+
+def as_generation(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``requests`` row as ``GET /v1/generations/{id}`` shows it."""
+    out = {k: record[k] for k in COLUMNS if k in record}
+    out["stream"] = bool(out.get("stream"))
+    for name in ("tokens_saved", "redactions"):
+        if isinstance(out.get(name), str):
+            out[name] = orjson.loads(out[name])
+    out["id"] = out.pop("request_id")
+    out["created_at"] = out.pop("ts")
+    return out
