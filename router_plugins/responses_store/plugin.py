@@ -16,6 +16,7 @@ from router_core.config import resolve_secret
 from router_core.dialects import responses
 from router_core.errors import BadRequest, NotFound
 from router_core.pipeline import RUNTIME
+from router_lib.store import KEY_NAME
 from router_plugins.responses_store.store import RedisStore, ResponseStore, SQLiteStore
 
 log = logging.getLogger("llm_router.responses_store")
@@ -116,7 +117,7 @@ async def pre_request(ctx: RequestContext) -> None:
             raise StoreUnavailable(
                 "The response store is unavailable; previous_response_id cannot be resolved."
             ) from None
-        if record is None:
+        if record is None or record.get("owner") != ctx.key_name:  # another key's response is not there
             raise NotFound(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
@@ -143,6 +144,7 @@ async def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         "response": responses.encode_reply(reply, reply.id, ctx.call),
         "input": responses.encode_input(ctx.call.messages),
         "provider": ctx.provider,
+        "owner": ctx.key_name,  # with client keys, only the key that made it reads it back
     }
     if ctx.upstream_reply_id and ctx.provider and _speaks_responses(ctx, ctx.provider):
         # A native Responses upstream stored it too (``store: false`` and zdr never reach here).
@@ -194,7 +196,7 @@ def register_routes(app: web.Application) -> None:
 async def _record(request: web.Request) -> dict[str, Any]:
     response_id = request.match_info["id"]
     record = await request.app[STORE].get(response_id)
-    if record is None:
+    if record is None or record.get("owner") != request.get(KEY_NAME):
         raise NotFound(f"No response found with id '{response_id}'.", code="response_not_found")
     return record
 
@@ -208,7 +210,7 @@ async def get_response(request: web.Request) -> web.Response:
 
 
 async def delete_response(request: web.Request) -> web.Response:
-    response_id = request.match_info["id"]
+    response_id = (await _record(request))["response"]["id"]
     if not await request.app[STORE].delete(response_id):
         raise NotFound(f"No response found with id '{response_id}'.", code="response_not_found")
     return _json({"id": response_id, "object": "response.deleted", "deleted": True})

@@ -246,3 +246,22 @@ async def test_native_stream_keeps_hosted_tool_events_under_the_gateway_id(gatew
     assert final.output_text == "Paris"
     stored = await client.responses.retrieve(final.id)
     assert stored.output_text == "Paris"
+
+
+async def test_with_client_keys_a_response_belongs_to_its_key(make_gateway, store_config):
+    key_a, key_b = "sk-router-team-a-0123456789abcdef", "sk-router-team-b-0123456789abcdef"
+    store_config["plugins"]["enabled"] = ["keys", *store_config["plugins"]["enabled"]]
+    store_config["keys"] = {"team-a": {"key": key_a}, "team-b": {"key": key_b}}
+    gateway = await make_gateway(store_config)
+    a, b = sdk(gateway, key_a), sdk(gateway, key_b)
+    made = await a.responses.create(model="chatonly/llama", input="secret plans")
+    assert (await a.responses.retrieve(made.id)).id == made.id
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.input_items.list(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
+    await a.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
