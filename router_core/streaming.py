@@ -34,4 +34,3 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         data.append(buffer[6:] if buffer[5:6] == b" " else buffer[5:])
     if data:
         yield b"\n".join(data)
-
