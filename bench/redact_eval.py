@@ -18,13 +18,16 @@ samples, run by that interpreter through ``bench/redact_eval_presidio.py``.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
+from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,9 +40,33 @@ from router_plugins.redact.redaction import Redaction, find_all
 
 RUN = 4  # identifying characters in a row that count as a leak
 NATURAL_BYTES = 2_000_000
-# Findings in natural text that are real values, not false positives (checked by hand:
-# the e-mail addresses of the modules' authors and maintainers).
-REAL_IN_NATURAL_TEXT = frozenset({"email"})
+
+
+def _valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+# Findings in natural text that are values of their kind by an independent check, not
+# false positives: docstrings hold their authors' e-mail addresses, example addresses
+# (127.0.0.1, ::ffff:192.168.0.1) and example UUIDs. Phones, cards and secrets cannot be
+# checked this way: every one of their findings in natural text counts as a false positive.
+REAL_IN_NATURAL_TEXT = {
+    "email": lambda v: "@" in unquote(v) and "." in unquote(v).rsplit("@", 1)[1],  # jo%40email.com too
+    "ip": _valid_ip,
+    "uuid": _valid_uuid,
+}
 ALL = list(DETECTORS.values())
 
 
@@ -106,9 +133,14 @@ def score(
             for d in hit:
                 fp[d] += 1
             misses["near-miss"].append(f"{sample.kind}: {sample.text[sample.start : sample.end]!r} ({','.join(hit)})")
+
     # Docstrings carry their authors' real e-mail addresses: found, and rightly masked.
-    real = Counter(d for _, _, d in natural_spans if d in REAL_IN_NATURAL_TEXT)
-    natural_fp = Counter(d for _, _, d in natural_spans if d not in REAL_IN_NATURAL_TEXT)
+    def is_real(start: int, end: int, detector: str) -> bool:
+        check = REAL_IN_NATURAL_TEXT.get(detector)
+        return check is not None and check(natural[start:end])
+
+    real = Counter(d for s, e, d in natural_spans if is_real(s, e, d))
+    natural_fp = Counter(d for s, e, d in natural_spans if not is_real(s, e, d))
     for d, n in natural_fp.items():
         fp[d] += n
     mb = len(natural.encode()) / 1e6
@@ -129,8 +161,9 @@ def score(
 
 
 def throughput(text: str, detectors: list) -> float:
+    """MB/s, the best of ten runs (the machine may be shared)."""
     best = float("inf")
-    for _ in range(3):
+    for _ in range(10):
         start = time.perf_counter()
         Redaction(detectors).redact_text(text)
         best = min(best, time.perf_counter() - start)
@@ -151,6 +184,7 @@ def report(name: str, result: dict, speeds: dict[str, float] | None) -> None:
         f"\n== {name}: caught {result['overall']:.1%} overall; near-misses touched {result['near_touched']:.1%}; "
         f"{result['fp_per_mb_total']:.2f} FP/MB of natural text ({result['natural_mb']:.1f} MB)"
     )
+    print(f"values of their kind found in the natural text, not counted as false positives: {result['natural_real']}")
     print(f"{'detector':<12}{'n':>6}{'caught':>9}{'precision':>11}{'FP/MB':>8}{'MB/s':>8}")
     for d in [*DETECTORS, *sorted(set(result["precision"]) - set(DETECTORS))]:
         if d not in result["n"] and d not in result["precision"]:
@@ -173,11 +207,18 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "report", "final"), default="dev")
     parser.add_argument("--presidio", help="a Python interpreter with presidio-analyzer installed")
     parser.add_argument("--details", action="store_true", help="print misses and per-kind figures")
+    parser.add_argument(
+        "--natural-skip",
+        type=float,
+        default=0.0,
+        help="MB of third-party docstrings to skip first: natural text not looked at before",
+    )
     args = parser.parse_args()
 
     samples = positives(args.split)
     near = near_misses(args.split)
-    natural = natural_text(args.split, NATURAL_BYTES)
+    skip = int(args.natural_skip * 1e6)
+    natural = natural_text("report", skip + NATURAL_BYTES)[skip:] if skip else natural_text(args.split, NATURAL_BYTES)
     texts = [s.text for s in samples] + [s.text for s in near]
     print(
         f"split {args.split}: {len(samples)} values, {len(near)} near-misses, {len(natural) / 1e6:.1f} MB natural text"

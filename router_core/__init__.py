@@ -1,25 +1,14 @@
 """llm-router's core: what a plugin may import."""
 
 from . import hookspecs
-from .call import (
-    AUDIO,
-    FILE,
-    IMAGE,
-    MEDIA_KINDS,
-    REASONING,
-    TEXT,
-    Call,
-    Message,
-    Part,
-    Reply,
-    StreamEnd,
-    StreamPiece,
-    TextDelta,
-    Tool,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+
+# The canonical conversation model: what a request is, then what an answer is.
+from .call import AUDIO, FILE, IMAGE, MEDIA_KINDS, REASONING, TEXT, Call, Message, Part, Tool, ToolCall
+
+# isort: split
+from .call import Reply, StreamEnd, StreamPiece, TextDelta, ToolCallDelta, Usage
+
+# isort: split
 from .config import Config
 from .context import GatewayField, Outcome, ReplyBody, RequestContext, Route
 from .dialects import Dialect, StreamDecoder, StreamEncoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import hmac
@@ -29,6 +30,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .gateway import GatewaySchema
+from .limits import TRIM, MemoryTrim
 from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
 from .plugins import PluginHost
@@ -54,14 +56,18 @@ def json_error(error: GatewayError, dialect: Dialect | None = None) -> web.Respo
     return resp
 
 
-def serve_dialect(app: web.Application, path: str, dialect: Dialect) -> None:
-    """Answer ``POST path`` in ``dialect`` through the request pipeline (a plugin's ingress, e.g. /v1/messages)."""
+def serve_dialect(app: web.Application, path: str, dialect: Dialect, endpoint=None, name: str | None = None) -> None:
+    """Answer ``POST path`` in ``dialect`` (a plugin's ingress, e.g. /v1/messages).
 
-    async def endpoint(request: web.Request) -> web.StreamResponse:
+    By default through the request pipeline; ``endpoint`` is another handler for a route of
+    the same dialect (its errors and client key header are then the dialect's too).
+    """
+
+    async def pipeline(request: web.Request) -> web.StreamResponse:
         return await handle(request, dialect)
 
     app[ROUTE_DIALECTS][path] = dialect
-    app.router.add_post(path, endpoint, name=dialect.name)
+    app.router.add_post(path, endpoint or pipeline, name=name or dialect.name)
 
 
 @web.middleware
@@ -76,6 +82,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return resp
     except GatewayError as error:
         return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        # The client went away while its answer was being written: nothing to answer, nothing
+        # failed. Handled as the cancellation it is (aiohttp closes the connection quietly).
+        log.debug("client went away on %s %s", request.method, request.path)
+        raise asyncio.CancelledError from None
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
@@ -219,6 +230,7 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
         middlewares.append(keyless_middleware())
     host.call_startup("register_middlewares", register=middlewares.append, config=config)
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
+    app[TRIM] = MemoryTrim()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)

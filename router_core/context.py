@@ -117,9 +117,9 @@ class RequestContext:
     sent back on the answer. ``tag`` is the intent tag that chose the model and
     ``key_name`` the name of the client key (set by the plugins that know them); both end
     up in the request's :class:`Outcome`.
-    ``app`` is the aiohttp application: state a plugin builds once per app (parsed
-    ``[plugins.<name>]`` settings, caches) lives on it under a ``web.AppKey`` set in
-    ``router_startup``.
+    ``app`` is the aiohttp application: state a plugin builds once per app (caches,
+    clients) lives on it under a ``web.AppKey`` set in ``router_startup``; a plugin's
+    validated ``[plugins.<name>]`` settings are :meth:`settings`.
     """
 
     call: Call
@@ -135,12 +135,12 @@ class RequestContext:
     reply_id: str = ""
     # Set by a plugin that needs the complete canonical answer (``reply_complete``), streamed ones included.
     wants_reply: bool = False
+    # The upstream's own id for a non-streamed answer (a store may map its id to it).
+    upstream_reply_id: str | None = None
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None
-    tokens_saved: dict[str, int] = attrs.field(factory=dict)
-    redactions: dict[str, int] = attrs.field(factory=dict)
-    # What the core records on the way, for the request's Outcome.
+    # What the core records on the way, for the request's Outcome (plugins report through note_*).
     model_requested: str | None = None
     provider: str | None = None
     fallbacks: int = 0
@@ -148,6 +148,8 @@ class RequestContext:
     side_tokens: int = 0
     error_code: str | None = None
     first_byte_at: float | None = None
+    tokens_saved: dict[str, int] = attrs.field(factory=dict)
+    redactions: dict[str, int] = attrs.field(factory=dict)
     _settings: dict[str, Any] = attrs.field(factory=dict)
     _scorer: Callable[[RequestContext, set[str]], Awaitable[dict[str, Any]]] | None = None
     _scores: dict[str, Any] = attrs.field(factory=dict)

@@ -197,10 +197,11 @@ def reply_complete(ctx: RequestContext, reply: Reply) -> None:
     """Called once the whole answer is known, before its last byte reaches the client; returns nothing.
 
     Only for requests where a plugin set ``ctx.wants_reply`` in ``pre_request``.
-    :param reply: the canonical :class:`router_core.Reply` as the upstream (or a
-        ``serve_request`` plugin) gave it, before ``post_response`` / ``on_stream_event``
-        rewrote it; ``reply.id`` is ``ctx.reply_id``. For a store: the client may send a
-        follow-up as soon as it has the answer, so persist before returning.
+    :param reply: the canonical :class:`router_core.Reply` with the content the upstream
+        (or a ``serve_request`` plugin) gave, before ``post_response`` / ``on_stream_event``
+        rewrote it; ``reply.id`` is ``ctx.reply_id`` and ``reply.model`` the model as the
+        client named it (the upstream's own id is ``ctx.upstream_reply_id``). For a store:
+        the client may send a follow-up as soon as it has the answer, so persist before returning.
     """
 
 

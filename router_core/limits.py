@@ -3,13 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import platform
 from typing import Any
 
+import attrs
 import orjson
 from aiohttp import web
 
 from .config import ServerConfig
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+
+# glibc keeps the heap pages a cut body freed (100 uploads cut one byte short of 8 MB left the
+# gateway at 693 MB); malloc_trim hands them back to the OS. It is asked for after a refused
+# body this big, once a second at most: on a heap that held 800 MB it takes ~90 ms.
+TRIM_AFTER_BYTES = 1024 * 1024
+TRIM_DELAY = 1.0
+
+
+def _find_malloc_trim() -> Any:
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+@attrs.define
+class MemoryTrim:
+    """One pending malloc_trim per app: many bodies cut at once cost one trim."""
+
+    pending: bool = False
+
+    def soon(self) -> None:
+        if self.pending or _malloc_trim is None:
+            return
+        self.pending = True
+        asyncio.get_running_loop().call_later(TRIM_DELAY, self._run)
+
+    def _run(self) -> None:
+        self.pending = False
+        _malloc_trim(0)
+
+
+TRIM = web.AppKey("limits.trim", MemoryTrim)
 
 # A slow start is normal (TLS proxies, a busy client); the minimum rate applies after it.
 BODY_GRACE_SECONDS = 1.0
@@ -51,6 +92,7 @@ async def read_body(request: web.Request, server: ServerConfig) -> bytes:
                 chunk = await request.content.readany()
         except TimeoutError:
             chunks.clear()  # the 408 is sent with Connection: close (errors_middleware)
+            _release(request, received)
             raise RequestTimeout(
                 f"The request body arrived too slowly (server.body_timeout {server.body_timeout:g} s, "
                 f"server.body_min_rate {server.body_min_rate} bytes/s)."
@@ -60,9 +102,15 @@ async def read_body(request: web.Request, server: ServerConfig) -> bytes:
         received += len(chunk)
         if received > limit:
             chunks.clear()
+            _release(request, received)
             raise PayloadTooLarge(_too_large(limit))
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _release(request: web.Request, received: int) -> None:
+    if received >= TRIM_AFTER_BYTES and TRIM in request.app:
+        request.app[TRIM].soon()
 
 
 def _too_large(limit: int) -> str:

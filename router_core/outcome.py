@@ -60,16 +60,19 @@ def finish_middleware(host: PluginHost):
                 status = 200 if ctx is not None and ctx.first_byte_at is not None else 499
                 await finished(request, started, status, None, "client_closed")
             raise
-        sent_at = None
+        sent_at, error_code = None, resp.get(ERROR_CODE)
         if not resp.prepared:
             resp.headers[REQUEST_ID_HEADER] = rid
             if report:
                 # Sent before the hooks run, so that no request_finished plugin delays the answer.
                 sent_at = time.perf_counter()
-                await resp.prepare(request)
-                await resp.write_eof()
+                try:
+                    await resp.prepare(request)
+                    await resp.write_eof()
+                except ConnectionError:  # gone before the answer went out: still reported, once
+                    error_code = error_code or "client_closed"
         if report:
-            await finished(request, started, resp.status, sent_at, resp.get(ERROR_CODE))
+            await finished(request, started, resp.status, sent_at, error_code)
         return resp
 
     async def finished(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
@@ -13,20 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import upstream
-from .call import (
-    IMAGE,
-    TEXT,
-    Call,
-    Message,
-    Part,
-    Reply,
-    StreamEnd,
-    StreamPiece,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from .call import IMAGE, TEXT, Message, Part, Reply, StreamEnd, TextDelta, ToolCall, ToolCallDelta, Usage
 from .config import Config, ServerConfig
 from .context import ReplyBody, RequestContext, Route
 from .dialects import Dialect, StreamEncoder
@@ -37,6 +24,9 @@ from .outcome import CONTEXT, REQUEST_ID
 from .plugins import PluginHost
 from .providers import Routes, UpstreamFailure
 from .streaming import DONE, sse_data
+
+if TYPE_CHECKING:
+    from .call import Call, StreamPiece
 
 log = logging.getLogger("llm_router.pipeline")
 
@@ -104,6 +94,7 @@ async def handle(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     answer, reply, attempt = await upstream.send(rt.host, ctx, routes, ctx.call)
     set_route_headers(ctx, attempt)
     ctx.headers["x-router-upstream-model"] = reply.model or attempt.route.model
+    ctx.upstream_reply_id = reply.id
     reply.id, reply.model = ctx.reply_id, ctx.call.model
     ctx.usage = reply.usage
     if ctx.wants_reply:
@@ -227,9 +218,17 @@ async def stream_answer(
         resp = web.StreamResponse(headers={**SSE_HEADERS, **safe_headers(ctx.headers)})
         await resp.prepare(request)
         ctx.first_byte_at = time.perf_counter()
-        untouched = not (ctx.wants_stream_events or ctx.wants_reply or ctx._usage_extra)
-        same = attempt.codec.name == dialect.name and dialect.passthrough_streams
-        relay = passthrough if same and untouched else translate
+        same = attempt.codec.name == dialect.name
+        if (
+            same
+            and dialect.passthrough_streams
+            and not (ctx.wants_stream_events or ctx.wants_reply or ctx._usage_extra)
+        ):
+            relay = passthrough
+        elif same and not ctx.wants_stream_events:
+            relay = restamped  # the upstream's own events (hosted tools, reasoning …), under the gateway's id
+        else:
+            relay = translate
         try:
             await relay(resp, rt, ctx, chunks, attempt.codec, dialect)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -256,6 +255,44 @@ async def passthrough(resp, rt, ctx, chunks, upstream_dialect, dialect) -> None:
         await resp.write(chunk)
         tap.feed(chunk)
     ctx.usage = tap.usage
+
+
+async def restamped(
+    resp: web.StreamResponse, rt: Runtime, ctx: RequestContext, chunks, upstream_dialect: Dialect, dialect: Dialect
+) -> None:
+    """Same dialect, no stream hooks: each upstream event goes out as it came, restamped by the
+    dialect (the gateway's id and model name), and is read on the side for the usage and, when
+    a plugin asked for it, the complete answer (given to ``reply_complete`` before the last event)."""
+    decoder = upstream_dialect.stream_decoder()
+    collected = Collector(ctx.reply_id, ctx.call.model) if ctx.wants_reply else None
+    end = StreamEnd("")
+    async for data in sse_data(chunks):
+        if data == DONE:
+            break
+        event = parse_event(data)
+        for piece in decoder.feed(event):
+            if isinstance(piece, StreamEnd):
+                end.finish_reason = end.finish_reason or piece.finish_reason
+                end.usage = piece.usage or end.usage
+                ctx.usage, ctx.upstream_reply_id = end.usage, decoder.reply_id
+                if collected is not None:  # the answer is complete: keep it before the client has it
+                    await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
+                    collected = None
+            elif collected is not None:
+                collected.add(piece)
+        dialect.restamp_event(event, ctx.reply_id, ctx.call.model, ctx._usage_extra)
+        await resp.write(dialect.frame(event))
+    await resp.write(dialect.end_of_stream)
+
+
+def parse_event(data: bytes) -> dict[str, Any]:
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ValueError("the upstream stream carried invalid JSON") from None
+    if not isinstance(event, dict):
+        raise ValueError("the upstream stream carried an event that is not an object")
+    return event
 
 
 class UsageTap:
@@ -305,12 +342,7 @@ async def translate(
     async for data in sse_data(chunks):
         if data == DONE:
             break
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise ValueError("the upstream stream carried invalid JSON") from None
-        if not isinstance(event, dict):
-            raise ValueError("the upstream stream carried an event that is not an object")
+        event = parse_event(data)
         for piece in decoder.feed(event):
             if isinstance(piece, StreamEnd):  # held back: hooks see exactly one, last
                 end.finish_reason = end.finish_reason or piece.finish_reason
@@ -321,6 +353,7 @@ async def translate(
             await write_pieces(resp, rt, ctx, dialect, encoder, piece)
     end.finish_reason = end.finish_reason or "stop"
     end.usage = end.usage or Usage()
+    ctx.upstream_reply_id = decoder.reply_id
     if collected is not None:
         await rt.host.call("reply_complete", ctx=ctx, reply=collected.reply(end))
     end.usage.extra.update(ctx._usage_extra)

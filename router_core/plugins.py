@@ -283,6 +283,10 @@ class PluginHost:
         kinds = set(BUILTIN_PROVIDERS) | set(self.provider_kinds)
         errors = []
         unmet = "which no enabled plugin provides"
+        scorers = {impl.plugin_name for impl in self.impls("score_request")}
+        for name, manifest in self.manifests.items():
+            if manifest.provides_scores and name not in scorers:
+                errors.append(f"plugin {name!r}: declares provides_scores but implements no score_request")
         for name, manifest in self.manifests.items():
             where = f"plugins.enabled: {name!r} requires"
             for other in manifest.requires_plugins:
@@ -353,7 +357,10 @@ class PluginHost:
         return bool(self.impls(hook))
 
     def _failed(self, impl: pluggy.HookImpl, exc: Exception) -> None:
-        """A plugin raised something other than a GatewayError: refuse (fail closed) or skip it."""
+        """A plugin raised: a GatewayError goes to the client; anything else refuses the request
+        (a fail-closed plugin) or skips the plugin (``None``: no result)."""
+        if isinstance(exc, GatewayError):
+            raise exc
         name = impl.plugin_name
         self.failures[name] += 1
         if getattr(impl.plugin, "FAIL_CLOSED", False):
@@ -375,20 +382,14 @@ class PluginHost:
     def _run_sync(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def _run_async(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         try:
             return await impl.function(*[kwargs[a] for a in impl.argnames])
-        except GatewayError:
-            raise
         except Exception as exc:
-            self._failed(impl, exc)
-            return None
+            return self._failed(impl, exc)
 
     async def run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         """Call one implementation with the arguments it names, awaiting it if it is async."""
@@ -399,30 +400,28 @@ class PluginHost:
     async def call(self, hook: str, **kwargs: Any) -> Any:
         """Call a request hook as its spec says: every implementation in order, returning their
         non-None results, or, for a ``firstresult`` hook, until one returns non-None (that result)."""
-        first = self._firstresult[hook]
-        results = []
+        if self._firstresult[hook]:
+            return await self._each(hook, kwargs, lambda result: True)
+        results: list[Any] = []
+        await self._each(hook, kwargs, results.append)
+        return results
+
+    async def chain(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], None]) -> None:
+        """Call a chained hook (``select_model``, ``select_provider``): each non-None result goes to
+        ``on_result`` before the next implementation runs, so each sees the previous choice."""
+        await self._each(hook, kwargs, on_result)
+
+    async def _each(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], Any]) -> Any:
+        """The one hook loop: each non-None result goes to ``on_result``; a true answer from it stops the loop."""
         for impl in self.impls(hook):
             # Inlined run(): sync implementations (most) then cost no coroutine.
             if self._is_async[impl.function]:
                 result = await self._run_async(impl, kwargs)
             else:
                 result = self._run_sync(impl, kwargs)
-            if result is not None:
-                if first:
-                    return result
-                results.append(result)
-        return None if first else results
-
-    async def chain(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], None]) -> None:
-        """Call a chained hook (``select_model``, ``select_provider``): each non-None result goes to
-        ``on_result`` before the next implementation runs, so each sees the previous choice."""
-        for impl in self.impls(hook):
-            if self._is_async[impl.function]:
-                result = await self._run_async(impl, kwargs)
-            else:
-                result = self._run_sync(impl, kwargs)
-            if result is not None:
-                on_result(result)
+            if result is not None and on_result(result):
+                return result
+        return None
 
     async def score(self, ctx: Any, wanted: set[str]) -> dict[str, Any]:
         """Ask the plugins that provide any of ``wanted`` scores, in call order, until each is given.
@@ -448,7 +447,11 @@ class PluginHost:
             if result is None:
                 continue
             if not isinstance(result, dict):
-                log.warning("plugin %s: score_request returned %s, not a dict; ignored", impl.plugin_name, type(result))
+                log.warning(
+                    "plugin %s: score_request returned a %s, not a dict; ignored",
+                    impl.plugin_name,
+                    type(result).__name__,
+                )
                 continue
             for name in offers:
                 if name in result and name not in got:

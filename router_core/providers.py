@@ -172,6 +172,7 @@ class Provider:
             return await resp.read()  # the common case: one read, no copies
         raw = await self._collect(resp, MAX_REPLY_BYTES + 1)
         if len(raw) > MAX_REPLY_BYTES:
+            raw.clear()  # now, not when the collector finds the failure's traceback
             raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
         return bytes(raw)
 

@@ -21,9 +21,10 @@ http_log = logging.getLogger("llm_router.http")
 LINGER_SECONDS = 2.0
 # Listening sockets queue this many connections the workers have not accepted yet.
 BACKLOG = 1024
-# Beyond the client connections, what a worker needs in file descriptors: upstream
-# connections, the event loop, log files, the plugins' own (redis, postgres, models).
-RESERVED_FDS = 512
+# File descriptors a worker needs: each client connection may hold one upstream connection
+# (a stream does, for its whole length), plus these for the event loop, logs and the
+# plugins' own (redis, postgres, models).
+RESERVED_FDS = 64
 
 
 def _json_error(status: int, reason: str, message: str, code: str) -> bytes:
@@ -146,7 +147,7 @@ def raise_fd_limit(server: ServerConfig) -> str | None:
         import resource
     except ImportError:  # not a POSIX system: nothing to raise
         return None
-    needed = server.max_connections + RESERVED_FDS
+    needed = 2 * server.max_connections + RESERVED_FDS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
@@ -154,7 +155,8 @@ def raise_fd_limit(server: ServerConfig) -> str | None:
         soft = target
     if soft != resource.RLIM_INFINITY and soft < needed:
         return (
-            f"server.max_connections = {server.max_connections} needs {needed} file descriptors, "
-            f"but this process may open only {soft} (ulimit -n); lower it or raise the limit"
+            f"server.max_connections = {server.max_connections} needs {needed} file descriptors "
+            f"(a client and an upstream connection each, plus {RESERVED_FDS}), but this process may open "
+            f"only {soft} (ulimit -n): set it to at most {max(1, (soft - RESERVED_FDS) // 2)} or raise the limit"
         )
     return None

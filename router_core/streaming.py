@@ -1,11 +1,8 @@
-"""Server-sent events: reading an upstream's stream and writing the client's."""
+"""Server-sent events: reading an upstream's stream (writing one is each Dialect's ``frame``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-import orjson
 
 DONE = b"[DONE]"
 # A single SSE line longer than this is an upstream answering garbage, not a model.
@@ -37,11 +34,3 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         data.append(buffer[6:] if buffer[5:6] == b" " else buffer[5:])
     if data:
         yield b"\n".join(data)
-
-
-def encode_event(data: dict[str, Any], named: bool) -> bytes:
-    """One SSE event; ``named`` adds the ``event:`` line the Responses dialect uses."""
-    payload = orjson.dumps(data)
-    if named:
-        return b"event: " + data["type"].encode() + b"\ndata: " + payload + b"\n\n"
-    return b"data: " + payload + b"\n\n"

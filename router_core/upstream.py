@@ -102,6 +102,9 @@ async def try_routes(
             try:
                 result = await attempt(route)
             except UpstreamFailure as failure:
+                # Kept in ``failures`` while this frame is in its traceback: a cycle that would
+                # hold the failed attempt's buffers until a full garbage collection.
+                failure.__traceback__ = None
                 log.warning("route %s failed (attempt %d): %s", route, n + 1, failure.summary)
                 last = failure
                 if not failure.retryable:
@@ -131,9 +134,9 @@ async def send(
         answer = await route.provider.send(codec, body)
         try:
             reply = codec.decode_reply(answer)
-            if hasattr(codec, "map_reply_text"):  # a client dialect: the answer may be served as is
-                # What response hooks walk (restore's map_text, usage) must hold up too; the
-                # walk with an identity function rewrites nothing.
+            # What response hooks walk (restore's map_text, usage) must hold up too; the walk
+            # with an identity function rewrites nothing. A dialect without them has no such hooks.
+            with contextlib.suppress(NotImplementedError):
                 codec.map_reply_text(answer, _same)
                 codec.reply_usage(answer)
             return codec, answer, reply

@@ -55,6 +55,7 @@ def split_identifier(name: str) -> str:
     return " ".join(_CAMEL.sub(" ", name).replace("_", " ").replace("-", " ").replace(".", " ").split())
 
 
+@functools.lru_cache(maxsize=32768)  # words repeat across turns and requests; a stem is pure
 def stem(word: str) -> str:
     """A crude suffix strip (``refunds``/``refund``, ``billed``/``bill``), then common synonyms."""
     if word in SYNONYMS:
@@ -78,7 +79,7 @@ def content_words(text: str) -> list[str]:
 
 def content_stems(text: str) -> frozenset[str]:
     """The stems of a text's content words."""
-    return frozenset(stem(w) for w in content_words(text))
+    return frozenset(stem(w) for w in set(content_words(text)))  # each distinct word stemmed once
 
 
 _cached_stems = functools.lru_cache(maxsize=CACHE_SIZE)(content_stems)

@@ -90,6 +90,13 @@ def main(executable: str, config: str) -> None:
         )
         assert status == 200, (status, body)
         assert headers.get("x-router-tag") == "code", headers
+        # Image generation, offline: the echo provider draws a picture.
+        status, _, body = post(
+            base,
+            "/v1/responses",
+            {"model": "echo/x", "input": "draw a red fox in the snow", "gateway": {"imageGenerationModel": "echo/pic"}},
+        )
+        assert status == 200 and body["output"][0]["type"] == "image_generation_call", (status, body)
         status, _, body = post(base, "/v1/chat/completions", {"model": "echo/x", "messages": "not a list"})
         assert status == 400 and body["error"]["param"], (status, body)
     finally:

@@ -29,11 +29,20 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
+def packages() -> list[str]:
+    """The top-level packages setup.cfg ships (``[options.packages.find] include``)."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    return [line.strip().rstrip("*") for line in setup["options.packages.find"]["include"].split() if line.strip()]
+
+
 def test_every_source_module_is_in_the_wheel(wheel):
     shipped = set(wheel.namelist())
+    top = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench", "examples", "scripts", "build"}
+    assert top <= set(packages()), f"packages setup.cfg does not ship: {top - set(packages())}"
     sources = {
         str(p.relative_to(ROOT))
-        for package in ("router_core", "router_plugins")
+        for package in packages()
         for p in (ROOT / package).rglob("*.py")
         if "__pycache__" not in p.parts
     }

@@ -49,7 +49,10 @@ class StreamDecoder:
     """One upstream stream's events → canonical pieces; one object per stream, so it may keep state.
 
     ``feed`` takes one event's parsed JSON and returns the pieces it yields (often none).
+    ``reply_id`` is the upstream's own id for the answer, once an event has named it.
     """
+
+    reply_id: str | None = None
 
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         raise NotImplementedError
@@ -113,6 +116,11 @@ class Dialect:
     def restamp(self, body: dict[str, Any], reply: Reply) -> None:
         """An upstream answer in this very dialect, passed through: give it the gateway's id and model name."""
         body["id"], body["model"] = reply.id, reply.model
+
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        """An upstream stream event in this very dialect, relayed: the gateway's id and model name in
+        it, ``usage_extra`` in its usage. By default nothing (the stream carries neither)."""
+        return None
 
     def reply_usage(self, body: dict[str, Any]) -> Usage:
         raise NotImplementedError

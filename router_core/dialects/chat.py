@@ -134,9 +134,9 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
     params = _params_from_responses(call.params) if call.dialect == "responses" else call.params
     body: dict[str, Any] = {**params, "model": model, "messages": encode_messages(call.messages)}
     if call.tools:
-        body["tools"] = [_encode_tool(t) for t in call.tools]
+        body["tools"] = [_encode_tool(t, call.dialect != NAME) for t in call.tools]
     if call.tool_choice is not None:
-        body["tool_choice"] = _encode_tool_choice(call.tool_choice)
+        body["tool_choice"] = _encode_tool_choice(call.tool_choice, call.dialect != NAME)
     if call.stream:
         body["stream"] = True
         if call.dialect != NAME:  # translating: the usage chunk is needed for the client's usage
@@ -223,11 +223,12 @@ def _encode_tool_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
-def _encode_tool(tool: Tool) -> dict[str, Any]:
+def _encode_tool(tool: Tool, foreign: bool) -> dict[str, Any]:
+    """``foreign``: the tool came from another dialect, where a non-function tool is a hosted one."""
     if tool.type != "function":
-        if tool.extra.get("type") == "function" and isinstance(tool.extra.get("function"), dict):
-            return tool.extra
-        raise fates.Untranslatable("tools", f"offers a '{tool.type}' tool, which only OpenAI's Responses API runs")
+        if foreign:
+            raise fates.Untranslatable("tools", f"offers a '{tool.type}' tool, which a Chat Completions API cannot run")
+        return tool.extra  # a Chat client's own kind of tool (custom …), for a Chat upstream
     fn: dict[str, Any] = {"name": tool.name, **tool.extra}
     if tool.description:
         fn["description"] = tool.description
@@ -236,14 +237,14 @@ def _encode_tool(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": fn}
 
 
-def _encode_tool_choice(choice: Any) -> Any:
+def _encode_tool_choice(choice: Any, foreign: bool) -> Any:
     # Responses spells a forced function {"type": "function", "name": …}; Chat nests it.
     if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools" and "tools" in choice:
         tools = [{"type": "function", "function": {"name": t.get("name")}} for t in choice["tools"]]
         return {"type": "allowed_tools", "allowed_tools": {"mode": choice.get("mode", "auto"), "tools": tools}}
-    if isinstance(choice, dict) and choice.get("type") not in ("function", "allowed_tools"):
+    if foreign and isinstance(choice, dict) and choice.get("type") not in ("function", "allowed_tools"):
         raise fates.Untranslatable("tool_choice", f"forces a '{choice.get('type')}' tool, which Chat cannot run")
     return choice
 
@@ -406,21 +407,6 @@ class StreamEncoder(BaseStreamEncoder):
         return [] if self.finish else [self._chunk({}, "stop")]
 
 
-def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
-            delta["content"] = fn(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            f = call.get("function") or {}
-            if isinstance(f.get("arguments"), str):
-                f["arguments"] = fn(f["arguments"])
-
-
-def event_usage(data: dict[str, Any]) -> Usage | None:
-    return decode_usage(data["usage"]) if data.get("usage") else None
-
-
 class _ChatStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
         return list(decode_event(event))
@@ -448,6 +434,11 @@ class ChatDialect(Dialect):
 
     def map_reply_text(self, body, fn, arguments=None) -> None:
         map_reply_text(body, fn, arguments)
+
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        event["id"], event["model"] = reply_id, model
+        if usage_extra and isinstance(event.get("usage"), dict):
+            event["usage"].update(usage_extra)
 
     def stream_encoder(self, reply_id: str, model: str, call: Call | None) -> StreamEncoder:
         return StreamEncoder(reply_id, model, call)

@@ -592,35 +592,12 @@ class StreamEncoder(BaseStreamEncoder):
         return out
 
 
-_EVENT_TEXT_KEYS = {
-    "response.output_text.delta": "delta",
-    "response.function_call_arguments.delta": "delta",
-    "response.output_text.done": "text",
-    "response.function_call_arguments.done": "arguments",
-}
-
-
-def map_event_text(data: dict[str, Any], fn: Callable[[str], str]) -> None:
-    kind = data.get("type")
-    key = _EVENT_TEXT_KEYS.get(kind)  # type: ignore[arg-type]
-    if key and isinstance(data.get(key), str):
-        data[key] = fn(data[key])
-    elif kind == "response.content_part.done" and isinstance((data.get("part") or {}).get("text"), str):
-        data["part"]["text"] = fn(data["part"]["text"])
-    elif kind == "response.output_item.done":
-        _map_item(data.get("item"), fn, fn)
-    elif kind in ("response.completed", "response.incomplete") and isinstance(data.get("response"), dict):
-        map_reply_text(data["response"], fn)
-
-
-def event_usage(data: dict[str, Any]) -> Usage | None:
-    if data.get("type") in ("response.completed", "response.incomplete"):
-        return decode_usage((data.get("response") or {}).get("usage"))
-    return None
-
-
 class _ResponsesStreamDecoder(StreamDecoder):
     def feed(self, event: dict[str, Any]) -> list[StreamPiece]:
+        if event.get("type") in ("response.created", "response.completed", "response.incomplete"):
+            response = event.get("response")
+            if isinstance(response, dict) and isinstance(response.get("id"), str):
+                self.reply_id = response["id"]
         return list(decode_event(event))
 
 
@@ -649,6 +626,25 @@ class ResponsesDialect(Dialect):
 
     def encode_reply(self, reply: Reply, reply_id: str, call: Call | None = None) -> dict[str, Any]:
         return encode_reply(reply, reply_id, call)
+
+    def restamp_event(self, event: dict[str, Any], reply_id: str, model: str, usage_extra: dict[str, Any]) -> None:
+        response = event.get("response")
+        if not isinstance(response, dict):
+            return
+        response["id"], response["model"] = reply_id, model
+        if event.get("type") in ("response.completed", "response.incomplete"):
+            output = response.get("output")
+            response["output_text"] = "".join(
+                part.get("text") or ""
+                for item in (output if isinstance(output, list) else ())
+                if isinstance(item, dict) and item.get("type") == "message"
+                for part in item.get("content") or ()
+                if isinstance(part, dict) and part.get("type") == "output_text"
+            )
+            usage = response.get("usage")
+            if isinstance(usage, dict):
+                usage.setdefault("planning_usage_details", dict(NO_PLANNING))
+                usage.update(usage_extra)
 
     def reply_usage(self, body: dict[str, Any]) -> Usage:
         return reply_usage(body)

@@ -66,6 +66,8 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
         response_format, effort = None, None
     else:
         response_format, effort = params.get("response_format"), params.get("reasoning_effort")
+    if call.dialect != NAME:
+        refuse_what_claude_cannot_do(params)
     native = call.dialect == NAME
     system = [m.text for m in call.messages if m.instructions or (not native and m.role in ("system", "developer"))]
     body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(params)}
@@ -103,6 +105,28 @@ def encode_request(call: Call, model: str) -> dict[str, Any]:
 
 def _text_of(blocks: Any) -> str:
     return "\n\n".join(b.get("text", "") for b in blocks if isinstance(b, dict)) if isinstance(blocks, list) else ""
+
+
+# OpenAI fields with no Messages equivalent that change the answer: refused when set to anything
+# but their neutral value (clients often send the neutral one). Every other OpenAI field — seed,
+# logprobs, store, metadata, service_tier, prompt_cache_key, stream_options … — is left out:
+# it asks for extra output or for OpenAI-side bookkeeping.
+REFUSED_UNLESS_NEUTRAL = {
+    "n": (None, 1),
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "audio": (None,),
+    "modalities": (None, ["text"]),
+    "prediction": (None,),
+    "web_search_options": (None,),
+}
+
+
+def refuse_what_claude_cannot_do(params: dict[str, Any]) -> None:
+    for field, neutral in REFUSED_UNLESS_NEUTRAL.items():
+        if params.get(field) not in neutral:
+            raise fates.Untranslatable(field, "has no equivalent in Anthropic's Messages API")
 
 
 def _add_thinking(body: dict[str, Any], effort: Any, explicit_limit: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
@@ -15,6 +16,8 @@ from .compress import Limits, compress
 MANIFEST = Manifest(requires_scores=("history_dependency",), settings=Limits)
 FIELD = "chatHistoryCompression"
 _unit = [attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+# Conversations longer than this are compressed in a worker thread.
+THREAD_ABOVE = 64
 
 
 @attrs.frozen
@@ -44,7 +47,10 @@ async def pre_request(ctx: RequestContext) -> None:
         return
     model = ctx.call.model
     # The shared embedder when a plugin (the local scorer) published one, else words alone.
-    result = compress(ctx.call, ctx.settings("history"), ctx.app.get(EMBEDDER))
+    args = (ctx.call, ctx.settings("history"), ctx.app.get(EMBEDDER))
+    # A long conversation takes a while to judge turn by turn: off the event loop, so other
+    # requests are not held (the call is this request's own; the embedder only reads).
+    result = await asyncio.to_thread(compress, *args) if len(ctx.call.messages) > THREAD_ABOVE else compress(*args)
     saved = sum(message_tokens(m, model) for m in result.dropped)
     saved += sum(count_text(before, model) - count_text(after, model) for before, after in result.shortened)
     state.update(

@@ -177,8 +177,11 @@ _BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
 _BRAND_PATTERNS = tuple((re.compile(prefix), lengths) for prefix, lengths in _BRANDS)
 # Words saying a long number is something else: near them a number is a card only when
 # it is also a card by its printed grouping.
+# ... when the word introduces the number ("EAN 4006381333931", "timestamp=1700000000000"),
+# not when it is anywhere before ("I mean 4111…", "your order: card 4111…").
 _NOT_CARD_WORDS = re2.compile(
-    r"(?i)(?:ean|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref\b|reference)"
+    r"(?i)\b(?:ean|ean-13|gtin|upc|isbn|barcode|invoice|order|tracking|timestamp|epoch|serial|imei|iccid|ref"
+    r"|reference)\b\.?[\s:#.=\-]{0,3}(?:no\.?|nr\.?|number|num\.?|code|#)?[\s:#.=\-]{0,3}$"
 )
 
 
@@ -294,7 +297,10 @@ DETECTORS: dict[str, Detector] = {
         Detector(
             "ip",
             find_ips,
-            r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::|::[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){6}[0-9A-Fa-f]",
+            # IPv6 as the finder takes it: two groups around "::", or eight groups ("std::B" still
+            # fires, "Foo::Bar" does not)
+            r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]::[0-9A-Fa-f]|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}::"
+            r"|::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){6}[0-9A-Fa-f]",
         ),
         Detector("uuid", find_uuids, r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"),
         Detector("token", find_tokens, TOKEN_SEED),

@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 import attrs
+import re2
 
 
 def _fold(ch: str) -> str | None:
@@ -67,11 +68,24 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 # backslashes before the literal "\u" are taken in by hand: a pattern that starts
 # with a literal is searched for fast).
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_FOLD_TABLE = str.maketrans(FOLD)
-# Non-ASCII text is looked at in blocks: str.isascii() skips an ASCII block at memory
-# speed, so English text with one "é" costs one block's regex scan, not the text's.
-BLOCK = 4096
+
+
+def _re2_class(chars: list[str]) -> str:
+    """An RE2 character class of ``chars``, written as ranges."""
+    ranges: list[list[int]] = []
+    for point in sorted(ord(c) for c in chars):
+        if ranges and point == ranges[-1][1] + 1:
+            ranges[-1][1] = point
+        else:
+            ranges.append([point, point])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]+"
+
+
+# Runs of foldable characters, found by RE2's DFA over the UTF-8 bytes in one pass:
+# Python's engine checks each non-ASCII character against a class of ~2,000, and the
+# re2 wrapper's character offsets cost a scan per match on text; on bytes they are free
+# and the character offset is carried along by decoding the stretch between matches.
+_FOLDABLE = re2.compile(_re2_class(list(FOLD)))
 
 
 def _decode(token: str) -> str | None:
@@ -135,15 +149,14 @@ def _changes(text: str) -> list[tuple[int, int, str]]:
                     start -= 1
                 changes.append((start, m.end(), decoded))
     if not text.isascii():
-        for block in range(0, len(text), BLOCK):
-            if text[block : block + BLOCK].isascii():
-                continue
-            for m in _NON_ASCII.finditer(text, block, block + BLOCK):
-                run = m.group()
-                if run.translate(_FOLD_TABLE) != run:  # else Chinese, accents …: nothing hides a value
-                    changes.extend(
-                        (m.start() + i, m.start() + i + 1, FOLD[ch]) for i, ch in enumerate(run) if ch in FOLD
-                    )
+        data = text.encode()
+        char = byte = 0
+        for m in _FOLDABLE.finditer(data):
+            char += len(data[byte : m.start()].decode())
+            run = data[m.start() : m.end()].decode()
+            changes.extend((char + i, char + i + 1, FOLD[ch]) for i, ch in enumerate(run))
+            char += len(run)
+            byte = m.end()
     if len(changes) > 1:
         changes.sort()
     return changes

@@ -53,10 +53,10 @@ _PHONE_WORD_LIST = (
 _PHONE_WORDS = re2.compile(f"(?i)(?:{_PHONE_WORD_LIST})")
 # A reference word counts when it introduces the number: "Invoice 123…", "order no. 123…", "Ref: 123…".
 _REFERENCE_WORDS = re2.compile(
-    r"(?i)(?:invoice|inv\b|order|ref\b|ref\.|reference|ticket|case|tracking|serial|sku|ean|isbn|issn|gtin|upc"
-    r"|account|acct|iban|po\b|p\.o\.|nr\b|no\.|number\s*#|#|\bid\b|version|build|release|patent|part|model"
+    r"(?i)(?:\b(?:invoice|inv|order|ref|reference|ticket|case|tracking|serial|sku|ean|isbn|issn|gtin|upc"
+    r"|account|acct|iban|po|nr|no|id|version|build|release|patent|part|model"
     r"|item|customer|transaction|txn|receipt|batch|lot|shipment|parcel|booking|policy|claim|member|employee"
-    r"|routing|swift|checksum|hash|ssn|social security|tax)"
+    r"|routing|swift|checksum|hash|ssn|social security|tax)\b\.?|#|p\.o\.)"
     r"[\s:#.\-]{0,3}(?:no\.?|nr\.?|number|num\.?|#)?[\s:#.\-]{0,3}$"
 )
 CONTEXT = 40  # characters before a candidate read for words

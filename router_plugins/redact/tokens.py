@@ -353,9 +353,13 @@ TOKEN_SEED = (
     r"|gsk_|npm_|pypi-|SG\.|ya29\.|do[opr]_v1_|shp(?:at|ca|pa|ss)_|sq0|gl(?:ptt|dt|rt|cbt|imt|agent|soat|ffct)-|xapp-"
     r"|hooks\.slack\.com|discord(?:app)?\.com/api/webhooks|AGE-SECRET-KEY|hv[sb]\.|dp\.[a-z]+\.|PMAK-|NRAK-|lin_api_"
     r"|ntn_|secret_|figd_|gl(?:c|sa)_|sntr[ysu]s_|dapi|r8_|pplx-|sbp_|AC[0-9a-f]{32}|SK[0-9a-f]{32}|key-[0-9a-f]{32}"
-    r"|[0-9a-f]{32}-us|[a-z]{2}_(?:live|test)?_?[0-9A-Za-z]{24}|whsec_|\d:AA|AKID|LTAI"
-    # name = value, name: value, "name": "value", <name>: a secret-ish word in the name
-    r"|(?i:pass|pwd|secret|credential|key|token|auth|sig)[\w.\-]*[\"'>]?[ \t]*[:=]"
+    r"|[0-9a-f]{32}-us|[psr]k_(?:live|test)?_?[0-9A-Za-z]{24}|whsec_|\d:AA|AKID|LTAI"
+    # name = value, name: value, "name": "value": a name that takes any value …
+    r"|(?i:pass(?:word|wd|phrase|code)|pwd|secret|credentials?"
+    r"|(?:private|signing|encryption|api|access|secret)[_\-.]?key|(?:secret|password)[_\-.]?(?:token|value)"
+    r"|(?:auth|access|api|refresh|bearer|session|bot|personal[_\-.]?access)[_\-.]?token)\d*[\"'>]?[ \t]*[:=]"
+    # … or another *key/*token/*auth name, which takes only a generated-looking value (12+)
+    r"|(?i:key|token|auth|sig)[\w.\-]*[\"'>]?[ \t]*(?:=>|:=|=|:)[ \t]*[\"'`]?[^\s\"'`]{12}"
     # prose: "the password (for x) is …" — strong words only
     r"|\b(?i:password|passwd|passphrase|passcode|pwd|secret|api[ _\-]?key|access key|token|pin)"
     r"(?:\s+(?:for|of|to)\s+\S{1,64})?\s+(?i:is|was|are|reads|remains|set to|changed to)\s"

@@ -11,10 +11,12 @@ import attrs
 import orjson
 from aiohttp import web
 
-from router_core import GatewayError, Manifest, Reply, RequestContext, hookimpl
+from router_core import GatewayError, Manifest, Reply, RequestContext, Route, hookimpl
 from router_core.config import resolve_secret
 from router_core.dialects import responses
 from router_core.errors import BadRequest, NotFound
+from router_core.pipeline import RUNTIME
+from router_lib.store import KEY_NAME
 from router_plugins.responses_store.store import RedisStore, ResponseStore, SQLiteStore
 
 log = logging.getLogger("llm_router.responses_store")
@@ -66,6 +68,7 @@ def redis_url(settings: Settings, env: dict[str, str]) -> str:
 
 # After redact: what is stored and replayed is what went upstream, masked.
 MANIFEST = Manifest(after=("redact",), settings=Settings)
+PLUGIN = "responses-store"
 STORE = web.AppKey("responses_store.store", object)
 SETTINGS = web.AppKey("responses_store.settings", Settings)
 
@@ -114,7 +117,7 @@ async def pre_request(ctx: RequestContext) -> None:
             raise StoreUnavailable(
                 "The response store is unavailable; previous_response_id cannot be resolved."
             ) from None
-        if record is None:
+        if record is None or record.get("owner") != ctx.key_name:  # another key's response is not there
             raise NotFound(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
@@ -123,6 +126,9 @@ async def pre_request(ctx: RequestContext) -> None:
         history = responses.decode_items(record["input"] + record["response"]["output"], "previous_response_id")
         instructions = [m for m in call.messages if m.instructions]
         call.messages = instructions + history + [m for m in call.messages if not m.instructions]
+        upstream = record.get("upstream")
+        if upstream:  # the upstream keeps this conversation itself: upstream_request may point at it
+            ctx.plugin_state[PLUGIN] = Replay(upstream["provider"], upstream["id"], responses.encode_input(history))
     if call.params.get("store", True) is not False and not ctx.gateway.get("zdr"):
         ctx.wants_reply = True
 
@@ -138,11 +144,43 @@ async def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         "response": responses.encode_reply(reply, reply.id, ctx.call),
         "input": responses.encode_input(ctx.call.messages),
         "provider": ctx.provider,
+        "owner": ctx.key_name,  # with client keys, only the key that made it reads it back
     }
+    if ctx.upstream_reply_id and ctx.provider and _speaks_responses(ctx, ctx.provider):
+        # A native Responses upstream stored it too (``store: false`` and zdr never reach here).
+        record["upstream"] = {"provider": ctx.provider, "id": ctx.upstream_reply_id}
     try:
         await ctx.app[STORE].put(reply.id, record, settings.retention_days * 86400)
     except Exception as exc:  # the answer is good; a follow-up on it will say the id is unknown
         log.error("response store: could not keep %s: %s", reply.id, type(exc).__name__)
+
+
+@attrs.frozen
+class Replay:
+    """A replayed conversation the provider that answered it keeps too, under its own id."""
+
+    provider: str
+    upstream_id: str
+    items: list[dict[str, Any]]  # the replayed history as Responses input items
+
+
+def _speaks_responses(ctx: RequestContext, provider: str) -> bool:
+    routes = ctx.app[RUNTIME].routes
+    return provider in routes.providers and routes.providers[provider].codec(ctx.call).name == responses.NAME
+
+
+@hookimpl
+def upstream_request(ctx: RequestContext, route: Route, body: dict[str, Any]) -> None:
+    """Back on the provider that answered the previous response, natively: send its own id and
+    only the new input, so it reuses what it kept (reasoning items, its cache) instead of a replay."""
+    replay = ctx.plugin_state.get(PLUGIN)
+    if not isinstance(replay, Replay) or route.name != replay.provider or "input" not in body:
+        return
+    sent = body["input"]
+    n = len(replay.items)
+    if isinstance(sent, list) and sent[:n] == replay.items:  # no plugin changed the replayed part
+        body["input"] = sent[n:]
+        body["previous_response_id"] = replay.upstream_id
 
 
 # ---------------------------------------------------------------- routes
@@ -158,7 +196,7 @@ def register_routes(app: web.Application) -> None:
 async def _record(request: web.Request) -> dict[str, Any]:
     response_id = request.match_info["id"]
     record = await request.app[STORE].get(response_id)
-    if record is None:
+    if record is None or record.get("owner") != request.get(KEY_NAME):
         raise NotFound(f"No response found with id '{response_id}'.", code="response_not_found")
     return record
 
@@ -172,7 +210,7 @@ async def get_response(request: web.Request) -> web.Response:
 
 
 async def delete_response(request: web.Request) -> web.Response:
-    response_id = request.match_info["id"]
+    response_id = (await _record(request))["response"]["id"]
     if not await request.app[STORE].delete(response_id):
         raise NotFound(f"No response found with id '{response_id}'.", code="response_not_found")
     return _json({"id": response_id, "object": "response.deleted", "deleted": True})

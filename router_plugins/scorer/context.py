@@ -196,13 +196,18 @@ MATH = re.compile(
 MATH_TOOL = re.compile(r"\b(calculat\w*|math\w*|arithmetic|expression|compute\w*|evaluate)\b")
 
 
+# The prompt's words matched against tool texts: well past any real prompt's request part.
+LEXICAL_CHARS = 20_000
+
+
 def tool_relevance(call: Call, embedder: Embedder | None) -> dict[str, float]:
     """Per tool name: 0..1 how likely the prompt needs it (similarity plus lexical cues, combined as a noisy-or)."""
     if not call.tools:
         return {}
     prompt = call.prompt
-    mine = content_stems(prompt)
-    is_math = bool(MATH.search(prompt.lower()))
+    # Bounded: stemming a client's 8 MB prompt would hold the event loop for seconds.
+    mine = content_stems(prompt[:LEXICAL_CHARS])
+    is_math = bool(MATH.search(prompt[:LEXICAL_CHARS].lower()))
     texts = [_tool_text(tool) for tool in call.tools]
     if embedder is not None and prompt.strip():
         # WordLlama: a matching tool scores 0.25–0.5 against a prompt, an unrelated one up to about 0.2.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
 
-from router_core import Manifest, RequestContext, hookimpl
+from router_core import Manifest, RequestContext, Tool, hookimpl
 from router_lib.tokens import tool_tokens
 
 from .select import dependencies, forced_names, forces_use, used_names
@@ -52,7 +53,7 @@ async def pre_request(ctx: RequestContext) -> None:
         # Providers refuse tool_choice / parallel_tool_calls without tools.
         call.tool_choice = None
         call.params.pop("parallel_tool_calls", None)
-    saved = sum(tool_tokens(t, call.model) for t in dropped)
+    saved = await _tokens_saved(dropped, call.model)
     ctx.plugin_state["tools"] = {
         "kept": [t.name for t in call.tools],
         "dropped": [t.name for t in dropped],
@@ -60,3 +61,16 @@ async def pre_request(ctx: RequestContext) -> None:
         "tokens_saved": saved,
     }
     ctx.note_saved("tools", saved)
+
+
+# Counting this much dropped tool text (tiktoken releases the GIL) goes to a worker thread.
+THREAD_ABOVE_CHARS = 50_000
+
+
+async def _tokens_saved(dropped: list[Tool], model: str) -> int:
+    def count() -> int:
+        return sum(tool_tokens(t, model) for t in dropped)
+
+    if sum(len(t.description) for t in dropped) > THREAD_ABOVE_CHARS:
+        return await asyncio.to_thread(count)
+    return count()

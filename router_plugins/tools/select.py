@@ -32,6 +32,10 @@ def used_names(call: Call) -> set[str]:
 # A tool name as providers accept it (``^[a-zA-Z0-9_-]{1,64}$``): a mention is a whole
 # identifier, so "get_context" is not found in "get_context_v2" nor "my-get_context".
 _IDENTIFIER = re.compile(r"[\w-]+")
+# Each description and schema string is searched this far for other tools' names: a
+# dependency is named near the top, and 128 tools of 20 KB each would otherwise hold the
+# event loop for a quarter of a second.
+MENTION_CHARS = 2000
 
 
 def dependencies(tools: list[Tool], kept: set[str]) -> set[str]:
@@ -59,7 +63,7 @@ def _mentioned(tool: Tool, names: set[str]) -> set[str]:
     """The other tools' names that occur as identifiers in the tool's description and parameter schema."""
     found: set[str] = set()
     for text in _texts(tool):
-        found.update(_IDENTIFIER.findall(text))
+        found.update(_IDENTIFIER.findall(text, 0, MENTION_CHARS))
     found &= names
     found.discard(tool.name)
     return found

@@ -61,7 +61,9 @@ async def test_upstream_detail_is_scrubbed_of_keys(make_gateway, upstream, caplo
 
     upstream.handler = quoting
     client = await make_gateway()
-    resp = await client.post("/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
+    resp = await client.post(
+        "/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON
+    )
     text = await resp.text()
     assert resp.status == 400
     assert "[provider key]" in text and "sk-test-provider-secret-123" not in text
@@ -79,7 +81,9 @@ async def test_no_key_in_logs_or_answers(make_gateway, upstream, caplog):
 
     upstream.handler = leak
     client = await make_gateway()
-    resp = await client.post("/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON)
+    resp = await client.post(
+        "/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON
+    )
     text = await resp.text()
     assert resp.status == 502  # the gateway's credentials were refused: not the client's 401
     assert "refused the gateway's credentials" in text
@@ -125,7 +129,9 @@ async def test_client_disconnect_cancels_upstream(make_gateway, upstream, model)
 
     upstream.handler = endless
     client = await make_gateway()
-    resp = await client.post("/v1/responses", data=orjson.dumps({"model": model, "input": "hi", "stream": True}), headers=JSON)
+    resp = await client.post(
+        "/v1/responses", data=orjson.dumps({"model": model, "input": "hi", "stream": True}), headers=JSON
+    )
     assert resp.status == 200
     await resp.content.readuntil(b"tick")
     resp.close()  # the client goes away mid-stream
@@ -144,7 +150,9 @@ async def test_mid_stream_failure_ends_with_error_event(make_gateway, upstream):
 
     upstream.handler = cut
     client = await make_gateway()
-    resp = await client.post("/v1/responses", data=orjson.dumps({"model": "chatonly/x", "input": "hi", "stream": True}), headers=JSON)
+    resp = await client.post(
+        "/v1/responses", data=orjson.dumps({"model": "chatonly/x", "input": "hi", "stream": True}), headers=JSON
+    )
     text = await resp.text()
     assert resp.status == 200
     assert "partial" in text

@@ -304,3 +304,71 @@ def test_bind_refuses_a_port_in_use():
         holder.listen()
         with pytest.raises(OSError):
             bind("127.0.0.1", holder.getsockname()[1])
+
+
+# ---------------------------------------------------------------- CPU-heavy requests
+
+ALL_PLUGINS = ["redact", "history", "media", "tools", "scorer", "tags", "image", "planning", "only", "zdr", "order"]
+WORDS = [
+    "deploy",
+    "the",
+    "kubernetes",
+    "cluster",
+    "with",
+    "terraform",
+    "then",
+    "check",
+    "the",
+    "postgres",
+    "replication",
+    "lag",
+    "before",
+    "migrating",
+]
+
+
+def prose(n: int, seed: int) -> str:
+    return " ".join(WORDS[(i * 7 + seed) % len(WORDS)] for i in range(n))
+
+
+def heaviest_requests() -> dict[str, dict]:
+    """The biggest of each kind the default limits let through (about 1–3 MB each)."""
+    return {
+        "128 tools of 20 KB": {
+            "messages": [{"role": "user", "content": prose(20_000, 1)}],
+            "tools": [
+                {"type": "function", "function": {"name": f"tool_{i}", "description": prose(3000, i)}}
+                for i in range(128)
+            ],
+            "gateway": {"toolOptimization": {"acceptScore": 0.5}},
+        },
+        "64 tags of 14 KB": {
+            "messages": [{"role": "user", "content": prose(20_000, 2)}],
+            "gateway": {
+                "tags": [
+                    {"name": f"t{i}", "description": prose(2000, i), "models": ["openai/a", "openai/b"]}
+                    for i in range(64)
+                ]
+            },
+        },
+        "2048 messages": {
+            "messages": [
+                {"role": "user" if i % 2 == 0 else "assistant", "content": prose(150, i)} for i in range(2048)
+            ],
+            "gateway": {"chatHistoryCompression": {"score": 0.9}},
+        },
+    }
+
+
+async def test_heaviest_allowed_requests_do_not_hold_the_loop(make_gateway):
+    from tests.core.test_upstream_hardening import STALL, loop_watch
+
+    client = await make_gateway({"plugins": {"enabled": ALL_PLUGINS}})
+    for name, body in heaviest_requests().items():
+        raw = orjson.dumps({"model": "openai/gpt-4o", **body})
+        resp = await client.post(CHAT, data=raw, headers=JSON)  # warm: lazy models and caches load once
+        assert resp.status == 200, (name, await resp.text())
+        async with loop_watch() as worst:
+            resp = await client.post(CHAT, data=raw, headers=JSON)
+            await resp.read()
+        assert worst[0] < STALL, f"{name}: the loop stalled {worst[0] * 1000:.0f} ms"

@@ -76,14 +76,20 @@ def test_a_provider_kind_of_a_disabled_plugin_names_it(upstream):
 
 
 class NeedsTags:
-    MANIFEST = Manifest(requires_gateway_fields=("tags",), requires_plugins=("redact",))
+    MANIFEST = Manifest(
+        requires_gateway_fields=("tags",), requires_plugins=("redact",), requires_provider_kinds=("anthropic",)
+    )
 
 
 def test_required_fields_and_plugins(upstream):
     message = refused(upstream, plugins=[("needy", NeedsTags())])
     assert "'needy' requires the 'redact' plugin; enable it" in message
     assert "'needy' requires the gateway field 'tags', which no enabled plugin provides; enable 'tags'" in message
-    build(upstream, ["redact", "scorer", "tags"], plugins=[("needy", NeedsTags())])
+    assert (
+        "'needy' requires the provider kind 'anthropic', which no enabled plugin provides; enable 'anthropic'"
+        in message
+    )
+    build(upstream, ["redact", "scorer", "tags", "anthropic"], plugins=[("needy", NeedsTags())])
 
 
 # ---------------------------------------------------------------- order
@@ -218,6 +224,8 @@ async def test_settings_reach_router_startup_structured(make_gateway):
         ({"image": {"response_format": "gif"}}, "plugins.image.response_format:"),
         ({"image": {"sise": "1x1"}}, "plugins.image.sise: unknown setting"),
         ({"media": {"threshold": 2}}, "plugins.media.threshold:"),
+        ({"media": {"threshold": "high"}}, "plugins.media.threshold: expected a number, got str"),
+        ({"media": {"treshold": 0.4}}, "plugins.media.treshold: unknown setting (known: threshold)"),
         ({"tags": {"anything": 1}}, "plugins.tags: the 'tags' plugin takes no settings"),
     ],
 )
@@ -226,21 +234,19 @@ def test_a_bad_settings_table_is_a_startup_error(upstream, tables, expected):
     assert expected in refused(upstream, enabled, **tables)
 
 
-@pytest.mark.parametrize(
-    ("table", "expected"),
-    [
-        ('[plugins.history]\nmax_chars = "lots"\n', "plugins.history.max_chars: expected an integer, got str"),
-        ('[plugins.redact]\nmode = "masked"\n', "plugins.redact.mode: 'mode' must be in ('mask', 'restore')"),
-    ],
-)
 @pytest.mark.parametrize("command", ["check", "serve"])
-def test_check_and_serve_refuse_the_same_table(tmp_path, command, table, expected):
+def test_check_and_serve_refuse_the_same_tables(tmp_path, command):
     path = tmp_path / "plugins.toml"
-    path.write_text(f'[plugins]\nenabled = ["redact", "scorer", "history"]\n{table}')
+    path.write_text(
+        '[plugins]\nenabled = ["redact", "scorer", "history"]\n'
+        '[plugins.history]\nmax_chars = "lots"\n[plugins.redact]\nmode = "masked"\n'
+    )
     port = ["--port", "0"] if command == "serve" else []
     cli = [sys.executable, "-m", "router_core.cli", command, "--config", str(path), *port]
     result = subprocess.run(cli, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "plugins.history.max_chars: expected an integer, got str" in result.stderr
+    assert "plugins.redact.mode: 'mode' must be in ('mask', 'restore')" in result.stderr
 
 
 # ---------------------------------------------------------------- scores by name
@@ -344,3 +350,23 @@ async def test_a_gateway_field_check_covers_server_defaults_and_requests(make_ga
     resp = await client.post(CHAT, json={"model": "openai/gpt-4o", "messages": HI, "gateway": gateway})
     error = (await resp.json())["error"]
     assert resp.status == 400 and error["param"] == next(f"gateway.{k}" for k in gateway)
+
+
+class Boasts:
+    MANIFEST = Manifest(provides_scores=("complexity",))
+
+
+def test_providing_scores_needs_a_score_request(upstream):
+    assert "plugin 'boasts': declares provides_scores but implements no score_request" in refused(
+        upstream, plugins=[("boasts", Boasts())]
+    )
+
+
+def test_check_lists_what_each_plugin_declares():
+    root = Path(__file__).parents[2]
+    cli = [sys.executable, "-m", "router_core.cli", "check", "--config", str(root / "plugins.toml")]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=60).stdout
+    tags = out[out.index("  tags:") : out.index("  image:")]
+    assert "requires scores: tag, tag_scores, complexity" in tags and "provides gateway fields: tags" in tags
+    assert "after: tags" in out[out.index("  planning:") :]
+    assert "settings: [plugins.history] (Limits, validated)" in out

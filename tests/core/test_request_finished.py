@@ -203,3 +203,13 @@ async def test_no_impl_no_cost(make_gateway):
     resp = await client.post(CHAT, json={"model": "openai/gpt-4o", "messages": HI})
     assert resp.status == 200 and resp.headers["x-request-id"]
     assert orjson.loads(await resp.read())["choices"]
+
+
+async def test_messages_ingress_reports_its_endpoint(make_gateway, finished):
+    client = await make_gateway({"plugins": {"enabled": ["anthropic"]}}, plugins=[("finished", finished)])
+    body = {"model": "echo/claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    resp = await client.post("/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"})
+    assert resp.status == 200, await resp.text()
+    out = await finished.one()
+    assert (out.endpoint, out.provider, out.model) == ("messages", "echo", "echo/claude")
+    assert resp.headers["x-request-id"] == out.request_id

@@ -162,3 +162,15 @@ async def test_raw_shape_matches_the_seed_whatever_the_provider(gateway):
         assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
         assert set(usage["planning_usage_details"]) == {"prompt_tokens", "completion_tokens", "total_tokens", "cost"}
         assert resp.headers["x-router-model"] == model and resp.headers["x-router-upstream-model"]
+
+
+async def test_a_chat_clients_own_tool_kinds_reach_a_chat_upstream(gateway, upstream):
+    custom = {"type": "custom", "custom": {"name": "grammar", "description": "free-form input"}}
+    await sdk(gateway).chat.completions.create(
+        model="chatonly/gpt",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[custom],
+        tool_choice={"type": "custom", "custom": {"name": "grammar"}},
+    )
+    assert upstream.last.json["tools"] == [custom]
+    assert upstream.last.json["tool_choice"] == {"type": "custom", "custom": {"name": "grammar"}}

@@ -491,3 +491,34 @@ async def test_structured_output_with_tools_of_its_own(client, claude, tool_choi
     )
     sent = claude.last.json
     assert sent["tool_choice"] == expected_choice and [t["name"] for t in sent["tools"]] == offered
+
+
+@pytest.mark.parametrize(
+    "extra,field",
+    [({"n": 2}, "n"), ({"presence_penalty": 0.5}, "presence_penalty"), ({"logit_bias": {"42": 5}}, "logit_bias")],
+)
+async def test_chat_fields_claude_cannot_honour_are_refused(client, claude, extra, field):
+    import openai
+
+    before = len(claude.upstream.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk(client).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], **extra)
+    assert caught.value.body["param"] == field and "'anthropic'" in caught.value.body["message"]
+    assert len(claude.upstream.requests) == before
+
+
+async def test_neutral_values_and_bookkeeping_fields_pass_quietly(client, claude):
+    await sdk(client).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        n=1,
+        presence_penalty=0,
+        seed=3,
+        logprobs=True,
+        store=False,
+        metadata={"a": "b"},
+        user="u-9",
+    )
+    sent = claude.last.json
+    assert sent["metadata"] == {"user_id": "u-9"}
+    assert not {"n", "presence_penalty", "seed", "logprobs", "store"} & set(sent)

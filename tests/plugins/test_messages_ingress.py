@@ -367,3 +367,22 @@ async def test_a_claude_code_turn_reaches_claude_as_sent(gateway, claude):
     for field in ("system", "thinking", "context_management", "output_config", "metadata"):
         assert sent[field] == CLAUDE_CODE_TURN[field]
     assert sent["messages"][2]["content"] == CLAUDE_CODE_TURN["messages"][2]["content"]  # cache_control kept
+
+
+async def test_count_tokens_with_the_sdk(gateway, claude, upstream):
+    client = claude_sdk(gateway)
+    short = await client.messages.count_tokens(model="echo/x", messages=[{"role": "user", "content": "hi"}])
+    longer = await client.messages.count_tokens(
+        model=MODELS["anthropic"],
+        system="You forecast.",
+        tools=[WEATHER],
+        messages=[{"role": "user", "content": "What is the weather in Paris and in Rome tomorrow?"}],
+    )
+    assert 0 < short.input_tokens < longer.input_tokens
+    assert upstream.requests == [] and claude.upstream.requests == []  # counted here, nothing sent
+
+
+async def test_count_tokens_errors_are_anthropic_shaped(gateway):
+    resp = await gateway.post("/v1/messages/count_tokens", json={"model": "x/y"}, headers={"x-api-key": CLIENT_KEY})
+    error = await resp.json()
+    assert resp.status == 400 and error["type"] == "error" and "messages" in error["error"]["message"]

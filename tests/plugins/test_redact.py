@@ -319,6 +319,7 @@ async def test_custom_pattern_masks(make_gateway, upstream):
         ([r"ok\d", "(unclosed"], "gateway.redact.custom[1]"),
         (["(?<=lookbehind)x"], "gateway.redact.custom[0]"),
         (["a" * 600], "gateway.redact.custom[0]"),
+        (["ok", r"(.{0,100}){10}"], "gateway.redact.custom[1]"),  # ~9,000 RE2 instructions: refused
         (["x"] * 17, "gateway.redact.custom"),
     ],
 )

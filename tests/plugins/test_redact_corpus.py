@@ -260,3 +260,30 @@ def test_detectors_are_linear_on_adversarial_input(name):
         slowest.append((time.perf_counter() - start, detector.name))
     seconds, detector = max(slowest)
     assert seconds < MAX_SECONDS, f"{detector} took {seconds:.2f} s on 64 KB of {name!r}"
+
+
+# ---------------------------------------------------------------- text that must stay as it is
+
+UNTOUCHED = [
+    'api_key = os.environ["OPENAI_API_KEY"]',
+    "client_secret: str",
+    "if not api_key:\n    raise ValueError('missing key')",
+    "password = getpass.getpass()",
+    'token = request.headers.get("Authorization")',
+    "SECRET_KEY = settings.SECRET_KEY",
+    "def login(username: str, password: str) -> Token:",
+    "the password is required",
+    "set max_tokens=100 and sort(key=lambda x: x)",
+    "Invoice no. 415-555-2671 is due",
+    "EAN 4006381333931 on the box",
+    "archived at 20240315103000, ts=1700000000004",  # both pass Luhn
+    "see section 4.2.1.3 and versions 2.7.2.2, 3.1.1.6",
+    "ISBN 978-1-59293-468-3",
+    "IEEE standard 854-1987",
+    "in binary 160 = 1010 0000",
+]
+
+
+@pytest.mark.parametrize("text", UNTOUCHED)
+def test_near_misses_from_the_issue_stay_as_they_are(text):
+    assert Redaction(ALL).redact_text(text) == text

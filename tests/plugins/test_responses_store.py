@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import openai
+import orjson
 import pytest
 from aiohttp import web
 
@@ -153,13 +154,25 @@ async def test_retention(make_gateway, store_config):
         await client.responses.retrieve(made.id)
 
 
-async def test_native_provider_gets_the_expanded_conversation(gateway, upstream):
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_native_provider_gets_its_own_id_back(gateway, upstream, stream):
     client = sdk(gateway)
-    first = await client.responses.create(model="openai/gpt-4o", input="One")
-    await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=first.id)
+    first = await client.responses.create(model="openai/gpt-4o", input="One", instructions="Be brief", stream=stream)
+    first_id = [e async for e in first][-1].response.id if stream else first.id
+    await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=first_id)
     sent = upstream.last.json
-    assert "previous_response_id" not in sent
-    assert [i.get("role") for i in sent["input"]] == ["user", "assistant", "user"]
+    assert sent["previous_response_id"] == "resp_upstream"  # the fake's own id for the first answer
+    assert sent["input"] == [{"role": "user", "content": "Two"}] and "instructions" not in sent
+
+
+async def test_the_conversation_is_replayed_where_the_upstream_cannot_resolve_it(gateway, upstream):
+    client = sdk(gateway)
+    on_chat = await client.responses.create(model="chatonly/llama", input="One")
+    for previous in (on_chat.id,):
+        await client.responses.create(model="openai/gpt-4o", input="Two", previous_response_id=previous)
+        sent = upstream.last.json
+        assert "previous_response_id" not in sent
+        assert [i.get("role") for i in sent["input"]] == ["user", "assistant", "user"]
 
 
 async def test_chat_clients_are_not_stored(gateway, upstream):
@@ -201,3 +214,54 @@ async def test_bad_settings_stop_startup(make_gateway, table, message):
     with pytest.raises((ConfigError, ValueError)) as caught:
         await make_gateway(config)
     assert message in str(caught.value)
+
+
+async def test_native_stream_keeps_hosted_tool_events_under_the_gateway_id(gateway, upstream):
+    from tests.fakes import responses_chunks
+
+    search = {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}}
+    extra = [
+        {"type": "response.output_item.added", "output_index": 0, "item": {**search, "status": "in_progress"}},
+        {"type": "response.web_search_call.completed", "output_index": 0, "item_id": "ws_1"},
+        {"type": "response.output_item.done", "output_index": 0, "item": search},
+    ]
+
+    async def with_search(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        chunks = responses_chunks(["Par", "is"], body["model"])
+        hosted = [b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in extra]
+        return await upstream.send_stream(request, chunks[:1] + hosted + chunks[1:])
+
+    upstream.handler = with_search
+    client = sdk(gateway)
+    events = [
+        e
+        async for e in await client.responses.create(
+            model="openai/gpt-4o", input="Capital of France?", tools=[{"type": "web_search"}], stream=True
+        )
+    ]
+    kinds = [e.type for e in events]
+    assert "response.web_search_call.completed" in kinds  # a hosted tool's events pass through
+    final = events[-1].response
+    assert final.id.startswith("gen_") and events[0].response.id == final.id and final.model == "openai/gpt-4o"
+    assert final.output_text == "Paris"
+    stored = await client.responses.retrieve(final.id)
+    assert stored.output_text == "Paris"
+
+
+async def test_with_client_keys_a_response_belongs_to_its_key(make_gateway, store_config):
+    key_a, key_b = "sk-router-team-a-0123456789abcdef", "sk-router-team-b-0123456789abcdef"
+    store_config["plugins"]["enabled"] = ["keys", *store_config["plugins"]["enabled"]]
+    store_config["keys"] = {"team-a": {"key": key_a}, "team-b": {"key": key_b}}
+    gateway = await make_gateway(store_config)
+    a, b = sdk(gateway, key_a), sdk(gateway, key_b)
+    made = await a.responses.create(model="chatonly/llama", input="secret plans")
+    assert (await a.responses.retrieve(made.id)).id == made.id
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.input_items.list(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await b.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
+    await a.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)

@@ -62,13 +62,20 @@ def test_dev_set_is_large_and_varied():
 
 
 def test_tag_accuracy_regression():
-    """A floor under today's figure (64 %: the "no tag" bar now rejects some broad-tag prompts; see the docs)."""
-    assert tag_accuracy(with_embeddings=True) >= 0.6
+    """A floor under today's figure (77 %; the best tag alone is right on 84 %: see the docs)."""
+    assert tag_accuracy(with_embeddings=True) >= 0.74
+
+
+def test_in_scope_prompts_mostly_get_a_tag():
+    """The "no tag" bar must not swallow everyday prompts that one of the tags covers (12 % today, was 28 %)."""
+    rows = [(tags, prompt) for tags, tag, _, prompt in load_prompts() if tag is not None]
+    lost = sum(match_tags(prompt, tags, embedder())[0] is None for tags, prompt in rows)
+    assert lost / len(rows) <= 0.15
 
 
 def test_tag_accuracy_without_wordllama():
-    """The fallback when the WordLlama vectors cannot load: MiniLM alone (47 % today)."""
-    assert tag_accuracy(with_embeddings=False) >= 0.42
+    """The fallback when the WordLlama vectors cannot load: MiniLM alone (59 % today)."""
+    assert tag_accuracy(with_embeddings=False) >= 0.55
 
 
 def test_paraphrase_without_shared_words():
