@@ -140,6 +140,21 @@ def wait_ready(name: str, proc: subprocess.Popen, port: int, log: Path | None, t
     raise SystemExit(f"{name} {state}; its log:\n{tail}")
 
 
+def wait_redis(proc: subprocess.Popen, port: int, timeout: float = 15.0) -> None:
+    """Redis speaks RESP, not HTTP: ready when PING answers PONG."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((HOST, port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"redis-server on port {port} did not answer PING within {timeout:.0f} s")
+
+
 # ---------------------------------------------------------------- the request and the config
 
 
@@ -761,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_core,
                 tmp / "redis.log",
             )
-            wait_ready("redis-server", redis, redis_port, tmp / "redis.log")
+            wait_redis(redis, redis_port)
             store_url = f"redis://{HOST}:{redis_port}/0"
         config, plugins = gateway_config(
             up_port,
