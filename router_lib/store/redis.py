@@ -8,6 +8,7 @@ disagree still share one minute.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from router_core.config import converter
 
@@ -165,6 +166,9 @@ class RedisStore(Store):
             for name, text in (("admit", ADMIT), ("settle", SETTLE), ("put", PUT_KEY), ("delete", DELETE_KEY))
         }
         self.quiet_until = 0.0
+        self.settling: list[tuple[list[str], list[str]]] = []
+        self.settled: asyncio.Future | None = None
+        self.flushing: asyncio.Task | None = None
         # Lease ids: unique across processes (a random prefix) and cheap within one.
         self.lease_prefix = secrets.token_hex(6) + "-"
         self.lease_ids = itertools.count(1)
@@ -231,8 +235,46 @@ class RedisStore(Store):
             return
         day, month = day_and_month(now)
         keys = [key_of(name, "tpm"), key_of(name, day), key_of(name, month), key_of(name, "par")]
-        args = [_none(limits.tpm), str(token_delta), str(micro), lease or ""]
-        await self._run(self.scripts["settle"], keys=keys, args=args)
+        self.settling.append((keys, [_none(limits.tpm), str(token_delta), str(micro), lease or ""]))
+        if self.settled is None:
+            # Settlements made in one turn of the loop go to Redis in one pipeline: each still
+            # waits for its own result, but a busy gateway pays one round trip for many.
+            loop = asyncio.get_running_loop()
+            self.settled = loop.create_future()
+            self.flushing = loop.create_task(self._settle_batch())
+        await asyncio.shield(self.settled)
+
+    async def _settle_batch(self) -> None:
+        batch, done = self.settling, self.settled
+        self.settling, self.settled = [], None
+        try:
+            await self._run(self._pipeline, self.scripts["settle"], batch)
+        except StoreUnavailable as exc:
+            done.set_exception(exc)
+            done.exception()  # retrieved here: no warning when every waiter has gone
+        else:
+            done.set_result(None)
+
+    async def _pipeline(self, script, batch: list[tuple[list[str], list[str]]]) -> None:
+        """``script`` once per (keys, args) in one round trip; reloaded if Redis lost it (a restart)."""
+        if isinstance(self.redis, RedisCluster):  # keys on several shards: one call each
+            for keys, args in batch:
+                await script(keys=keys, args=args)
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in batch:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results = await pipe.execute(raise_on_error=False)
+        lost = [item for item, result in zip(batch, results, strict=True) if isinstance(result, NoScriptError)]
+        failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)]
+        if failed:
+            raise failed[0]
+        if lost:
+            await self.redis.script_load(script.script)
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in lost:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            await pipe.execute()
 
     async def spend(self, name: str, now: float) -> tuple[float, float]:
         day, month = day_and_month(now)

@@ -263,10 +263,12 @@ def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | N
 
 @hookimpl
 async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
-    """Settle after the answer went out (so it adds nothing to the answer's latency).
+    """Settle after the answer went out: real tokens and cost, and the parallel slot back.
 
     The core calls this exactly once per request, a client that left mid-stream
-    included, so the parallel slot always comes back here.
+    included, so the parallel slot always comes back here. A slot is given back before
+    this returns (the client's next request on the connection must find it free); tokens
+    and cost alone settle in the background, so the connection is free at once.
     """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
     if state is None or not state.checked:
@@ -276,9 +278,15 @@ async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None
     cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
+    settling = settle(registry, state, token_delta, cost - state.reserved_usd)
+    if state.lease is not None:
+        await settling
+    else:
+        registry.in_background(settling)
+
+
+async def settle(registry: KeyRegistry, state: Admitted, token_delta: int, cost: float) -> None:
     try:
-        await registry.store.settle(
-            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), state.lease
-        )
+        await registry.store.settle(state.key.name, state.key.limits, token_delta, cost, time.time(), state.lease)
     except StoreUnavailable as exc:  # a parallel slot then frees itself after LEASE_SECONDS
         registry.health.failed("settling usage", exc)

@@ -14,7 +14,7 @@ import pytest
 
 from router_core.cli import main
 from router_core.config import ConfigError
-from router_lib.store import HEALTH, STORE, Limits
+from router_lib.store import HEALTH, STORE, Limits, StoreUnavailable
 from router_lib.store.redis import RedisStore
 from router_plugins.keys.plugin import REGISTRY
 from tests.plugins.test_keys import CHAT, post
@@ -276,3 +276,23 @@ async def test_limits_and_keys_on_a_redis_cluster(make_gateway, redis_cluster):
     assert await store.add_key(record(name(), runtime_key, limits=Limits(rpm=1)))
     await two.app[REGISTRY].refresh()
     assert [(await post(two, runtime_key)).status for _ in range(2)] == [200, 429]
+
+
+async def test_settling_in_one_pipeline_survives_a_restart_and_reports_an_outage(redis_server):
+    store = RedisStore(redis_server.url, 0.5)
+    await store.start()
+    n, limits = name(), Limits(tpm=1000, daily_budget_usd=10)
+    try:
+        await asyncio.gather(*[store.settle(n, limits, 5, 0.25, time.time()) for _ in range(8)])  # one pipeline
+        assert await store.spend(n, time.time()) == (2.0, 2.0)
+        redis_server.stop()
+        with pytest.raises(StoreUnavailable):
+            await store.settle(n, limits, 5, 0.25, time.time())
+        redis_server.start()  # a new server: its script cache is empty (NOSCRIPT), its data gone
+        store.quiet_until = 0.0
+        await asyncio.gather(*[store.settle(n, limits, 5, 0.5, time.time()) for _ in range(4)])
+        assert await store.spend(n, time.time()) == (2.0, 2.0)
+    finally:
+        if redis_server.proc is None:
+            redis_server.start()
+        await store.close()
