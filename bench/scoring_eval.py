@@ -164,12 +164,17 @@ def regression_figures() -> dict[str, float]:
     }
 
 
-def weights(cache: Path, per_tag: int, values: list[float]) -> None:
-    """Best tag and accuracy on development data for MiniLM weights (0 = WordLlama alone): how MINILM_WEIGHT was chosen."""
-    sets = [
+def development_sets(cache: Path, per_tag: int) -> list[tuple[str, list[tuple[str, str]], dict]]:
+    """The development sets the constants were tuned on: (name, rows, tag descriptions)."""
+    return [
         ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
         ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
     ]
+
+
+def weights(cache: Path, per_tag: int, values: list[float]) -> None:
+    """Best tag and accuracy on development data for MiniLM weights (0 = WordLlama alone): how MINILM_WEIGHT was chosen."""
+    sets = development_sets(cache, per_tag)
     print("| MiniLM weight | set | accuracy | best tag |\n|---|---|---|---|")
     for value in values:
         intent.MINILM_WEIGHT = value
@@ -181,10 +186,7 @@ def weights(cache: Path, per_tag: int, values: list[float]) -> None:
 
 def bars(cache: Path, per_tag: int, margins: list[float]) -> None:
     """The "no tag" bar's trade-off on development data only (and the regression set): how MARGIN was chosen."""
-    sets = [
-        ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
-        ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
-    ]
+    sets = development_sets(cache, per_tag)
     print("| margin | set | accuracy | in scope: no tag | own tag removed: no tag |\n|---|---|---|---|---|")
     for margin in margins:
         intent.MARGIN = margin

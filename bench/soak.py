@@ -253,24 +253,17 @@ def main() -> None:
     upstream.start()
     config = Path(stats_dir) / "soak.toml"
     fast = "max_retries = 0\nbackoff_base = 0.001\nfirst_byte_timeout = 5.0\n"
-    config.write_text(
-        f"""[server]
-port = {gw_port}
-max_connections = 2048
-[providers.primary]
+    providers = "".join(
+        f"""[providers.{name}]
 kind = "openai-chat"
-base_url = "http://127.0.0.1:{up_port}/primary/v1"
-api_key = "sk-soak-primary-key"
-serves = {{ "soak/m" = "m" }}
-{fast}
-[providers.steady]
-kind = "openai-chat"
-base_url = "http://127.0.0.1:{up_port}/steady/v1"
-api_key = "sk-soak-steady-key"
+base_url = "http://127.0.0.1:{up_port}/{name}/v1"
+api_key = "sk-soak-{name}-key"
 serves = {{ "soak/m" = "m" }}
 {fast}
 """
+        for name in ("primary", "steady")  # one fake upstream process, a faulty path and a steady one
     )
+    config.write_text(f"[server]\nport = {gw_port}\nmax_connections = 2048\n{providers}")
     gateway = subprocess.Popen(
         [sys.executable, "-m", "router_core.cli", "serve", "--config", str(config)],
         stderr=open(Path(stats_dir) / "gateway.log", "wb"),  # noqa: SIM115 (lives as long as the process)

@@ -90,14 +90,20 @@ async def gateway(make_gateway):
     return await make_gateway()
 
 
-_open_sdks: list[openai.AsyncOpenAI] = []
+_open_sdks: list[Any] = []
+
+
+def closed_after_test(made: Any) -> Any:
+    """``made``, an SDK client (OpenAI, Anthropic …), to be closed when the test ends."""
+    _open_sdks.append(made)
+    return made
 
 
 def sdk(client, api_key: str = "sk-router-test") -> openai.AsyncOpenAI:
     """The official OpenAI SDK, pointed at a gateway TestClient (closed after the test)."""
-    made = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, timeout=10)
-    _open_sdks.append(made)
-    return made
+    return closed_after_test(
+        openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, timeout=10)
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BadRequest
+from . import optional
 
 
 class Untranslatable(BadRequest):
@@ -67,16 +68,12 @@ def portable_responses_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def text_format(params: dict[str, Any]) -> dict[str, Any] | None:
     """The Responses ``text.format`` as a Chat ``response_format`` (None for plain text)."""
-    text = params.get("text")
+    text = optional(params, "text", dict, "text", "an object")
     if text is None:
         return None
-    if not isinstance(text, dict):
-        raise BadRequest("'text' must be an object.", param="text")
-    fmt = text.get("format")
+    fmt = optional(text, "format", dict, "text.format", "an object")
     if fmt is None or fmt == {"type": "text"}:
         return None
-    if not isinstance(fmt, dict):
-        raise BadRequest("'text.format' must be an object.", param="text.format")
     if fmt.get("type") == "json_object":
         return {"type": "json_object"}
     if fmt.get("type") == "json_schema":
@@ -91,12 +88,7 @@ def text_format(params: dict[str, Any]) -> dict[str, Any] | None:
 
 def reasoning_effort(params: dict[str, Any]) -> str | None:
     """The Responses ``reasoning.effort`` (summaries are extra output, dropped)."""
-    reasoning = params.get("reasoning")
+    reasoning = optional(params, "reasoning", dict, "reasoning", "an object")
     if reasoning is None:
         return None
-    if not isinstance(reasoning, dict):
-        raise BadRequest("'reasoning' must be an object.", param="reasoning")
-    effort = reasoning.get("effort")
-    if effort is not None and not isinstance(effort, str):
-        raise BadRequest("'reasoning.effort' must be a string.", param="reasoning.effort")
-    return effort
+    return optional(reasoning, "effort", str, "reasoning.effort", "a string")

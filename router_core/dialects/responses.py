@@ -87,15 +87,8 @@ def _decode_item(raw: Any, param: str) -> Message:
             raise BadRequest(
                 f"'{param}.role' must be one of user, assistant, system, developer.", param=f"{param}.role"
             )
-        content = raw.get("content")
         message = Message(role, extra={k: v for k, v in raw.items() if k not in ("role", "content", "type")})
-        if isinstance(content, str):
-            message.parts.append(Part(TEXT, content))
-            message.as_string = True
-        else:
-            parts = expect(content, list, f"{param}.content", "a string or an array of parts")
-            message.parts = [_decode_part(p, f"{param}.content[{j}]") for j, p in enumerate(parts)]
-        return message
+        return _with_content(message, raw.get("content"), f"{param}.content")
     if kind == "function_call":
         return Message(
             "assistant",
@@ -109,21 +102,25 @@ def _decode_item(raw: Any, param: str) -> Message:
             extra={k: v for k, v in raw.items() if k in ("id", "status")},
         )
     if kind == "function_call_output":
-        output = raw.get("output")
         message = Message(
             "tool",
             tool_call_id=expect(raw.get("call_id"), str, f"{param}.call_id", "a string"),
             extra={k: v for k, v in raw.items() if k in ("id", "status")},
         )
-        if isinstance(output, str):
-            message.parts.append(Part(TEXT, output))
-            message.as_string = True
-        else:
-            parts = expect(output, list, f"{param}.output", "a string or an array of parts")
-            message.parts = [_decode_part(p, f"{param}.output[{j}]") for j, p in enumerate(parts)]
-        return message
+        return _with_content(message, raw.get("output"), f"{param}.output")
     expect(kind, str, f"{param}.type", "a string")
     return Message("assistant" if kind == "reasoning" else "user", item=raw)
+
+
+def _with_content(message: Message, content: Any, param: str) -> Message:
+    """A message's ``content`` (or a tool output's ``output``): a plain string or an array of parts."""
+    if isinstance(content, str):
+        message.parts.append(Part(TEXT, content))
+        message.as_string = True
+    else:
+        parts = expect(content, list, param, "a string or an array of parts")
+        message.parts = [_decode_part(p, f"{param}[{j}]") for j, p in enumerate(parts)]
+    return message
 
 
 def _decode_part(raw: Any, param: str) -> Part:

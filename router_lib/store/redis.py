@@ -42,12 +42,19 @@ QUIET_SECONDS = 0.5
 BUCKET_TTL = 120  # seconds: an idle bucket has refilled long before it expires
 DAY_TTL, MONTH_TTL = 3 * 86400, 40 * 86400
 
-_LEVEL = """
+# Shared by the scripts: a token bucket's level now, spend added to the day and month counters, the time.
+_PRELUDE = """
 local function level(key, cap, now)
   local v = redis.call('HMGET', key, 'l', 't')
   local l, at = tonumber(v[1]), tonumber(v[2])
   if l == nil then return cap end
   return math.min(cap, l + (now - at) * cap / 60)
+end
+local function spend(day_key, month_key, micro)
+  redis.call('INCRBY', day_key, micro)
+  redis.call('EXPIRE', day_key, $DAY_TTL)
+  redis.call('INCRBY', month_key, micro)
+  redis.call('EXPIRE', month_key, $MONTH_TTL)
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -57,7 +64,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # ARGV: rpm, tpm, tokens, max_parallel, day budget µ$, month budget µ$ (-1: none),
 #       lease id, lease seconds, µ$ to reserve.  A spent budget's retry time is worked out by the caller.
 ADMIT = Template(
-    _LEVEL
+    _PRELUDE
     + """
 local rpm, tpm, tokens, par = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local day_budget, month_budget = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -94,19 +101,14 @@ if par >= 0 then
   redis.call('EXPIRE', KEYS[3], math.ceil(tonumber(ARGV[8])))
 end
 local reserve = tonumber(ARGV[9])
-if reserve ~= 0 then
-  redis.call('INCRBY', KEYS[4], reserve)
-  redis.call('EXPIRE', KEYS[4], $DAY_TTL)
-  redis.call('INCRBY', KEYS[5], reserve)
-  redis.call('EXPIRE', KEYS[5], $MONTH_TTL)
-end
+if reserve ~= 0 then spend(KEYS[4], KEYS[5], reserve) end
 return {'ok', '0'}
 """
 ).substitute(BUCKET_TTL=BUCKET_TTL, DAY_TTL=DAY_TTL, MONTH_TTL=MONTH_TTL)
 
 # KEYS: tpm bucket, day spend, month spend, parallel leases.  ARGV: tpm (-1: none), token delta, µ$, lease ('': none).
 SETTLE = Template(
-    _LEVEL
+    _PRELUDE
     + """
 local tpm, delta, micro = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if tpm >= 0 and delta ~= 0 then
@@ -114,12 +116,7 @@ if tpm >= 0 and delta ~= 0 then
   redis.call('HSET', KEYS[1], 'l', tostring(l), 't', tostring(now))
   redis.call('EXPIRE', KEYS[1], $BUCKET_TTL)
 end
-if micro ~= 0 then
-  redis.call('INCRBY', KEYS[2], micro)
-  redis.call('EXPIRE', KEYS[2], $DAY_TTL)
-  redis.call('INCRBY', KEYS[3], micro)
-  redis.call('EXPIRE', KEYS[3], $MONTH_TTL)
-end
+if micro ~= 0 then spend(KEYS[2], KEYS[3], micro) end
 if ARGV[4] ~= '' then redis.call('ZREM', KEYS[4], ARGV[4]) end
 return 1
 """

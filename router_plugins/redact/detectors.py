@@ -32,6 +32,15 @@ def clean_before(text: str, i: int, separators: str) -> bool:
     return starts_clean(text, i) and (i == 0 or text[i - 1] not in separators)
 
 
+def clean_findings(
+    pattern: re.Pattern[str], text: str, separators: str, kind: str, mask: Callable[[str], str]
+) -> Iterator[Finding]:
+    """Every match of ``pattern`` that passes :func:`clean_before`, as a ``kind`` finding masked by ``mask``."""
+    for m in pattern.finditer(text):
+        if clean_before(text, m.start(), separators):
+            yield Finding(m.start(), m.end(), kind, mask(m.group()))
+
+
 # ---------------------------------------------------------------- email
 
 _EMAIL_DOMAIN = re.compile(r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![A-Za-z0-9-])")
@@ -136,9 +145,7 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 
 
 def find_uuids(text: str) -> Iterator[Finding]:
-    for m in _UUID.finditer(text):
-        if clean_before(text, m.start(), "-"):
-            yield Finding(m.start(), m.end(), "uuid", masking.mask_uuid(m.group()))
+    return clean_findings(_UUID, text, "-", "uuid", masking.mask_uuid)
 
 
 _MAC = re.compile(
@@ -148,9 +155,7 @@ _MAC = re.compile(
 
 
 def find_macs(text: str) -> Iterator[Finding]:
-    for m in _MAC.finditer(text):
-        if clean_before(text, m.start(), ":-."):
-            yield Finding(m.start(), m.end(), "mac", masking.mask_mac(m.group()))
+    return clean_findings(_MAC, text, ":-.", "mac", masking.mask_mac)
 
 
 # ---------------------------------------------------------------- credit card
@@ -278,9 +283,7 @@ SSN_SEED = rf"\d{{3}}-\d{{2}}-\d{{4}}|\d{{3}} \d{{2}} \d{{4}}|(?i:{_SSN_WORD_LIS
 
 
 def find_ssns(text: str) -> Iterator[Finding]:
-    for m in _SSN.finditer(text):
-        if clean_before(text, m.start(), "-."):
-            yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))
+    yield from clean_findings(_SSN, text, "-.", "ssn", masking.mask_ssn)
     for m in _SSN_UNBROKEN.finditer(text):
         if _SSN_WORDS.search(text[max(0, m.start() - 40) : m.start()]):
             yield Finding(m.start(), m.end(), "ssn", masking.mask_ssn(m.group()))

