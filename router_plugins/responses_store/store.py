@@ -8,7 +8,6 @@ time-to-live. Everything blocking runs off the event loop.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,6 @@ import orjson
 
 # Expired rows are deleted every this many writes (and at startup): reads already skip them.
 PURGE_EVERY = 1000
-
-log = logging.getLogger("llm_router.responses_store")
 
 
 class ResponseStore(Protocol):
@@ -41,10 +38,7 @@ class SQLiteStore:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responses-store")
         self.db: sqlite3.Connection | None = None
         self.writes = 0
-        self.queue: list[tuple[str, float, bytes]] = []
-        # Records handed to put() and not yet committed: reads find them here, so an answer
-        # never waits on the disk and a follow-up can still name it at once.
-        self.pending: dict[str, tuple[str, float, bytes]] = {}
+        self.queue: list[tuple[tuple[str, float, bytes], asyncio.Future[None]]] = []
         self.writer: asyncio.Task[None] | None = None
 
     async def open(self) -> SQLiteStore:
@@ -67,26 +61,27 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None:
-        """Returns at once: the record is readable from now on and committed in the background.
-        Writes that queue up while one commits go together in the next transaction (group
-        commit): one thread hop for many requests. A failed commit is logged and the record
-        forgotten, as if it had expired."""
-        row = (response_id, time.time() + ttl, orjson.dumps(record))
-        self.pending[response_id] = row
-        self.queue.append(row)
+        """Returns once the record is committed. Writes that queue up while one commits go
+        together in the next transaction (group commit): one thread hop for many requests."""
+        done = asyncio.get_running_loop().create_future()
+        self.queue.append(((response_id, time.time() + ttl, orjson.dumps(record)), done))
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_queued())
+        await done
 
     async def _write_queued(self) -> None:
         while self.queue:
             batch, self.queue = self.queue, []
             try:
-                await self._run(self._put_many, batch)
-            except Exception as exc:  # those answers are gone: a follow-up on one hears its id is unknown
-                log.error("response store: could not write %d responses: %s", len(batch), type(exc).__name__)
-            for row in batch:
-                if self.pending.get(row[0]) is row:
-                    del self.pending[row[0]]
+                await self._run(self._put_many, [row for row, _ in batch])
+            except Exception as exc:  # every waiter hears of it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     def _put_many(self, rows: list[tuple[str, float, bytes]]) -> None:
         assert self.db is not None
@@ -98,11 +93,7 @@ class SQLiteStore:
             self._purge()
 
     async def get(self, response_id: str) -> dict[str, Any] | None:
-        row = self.pending.get(response_id)
-        if row is not None:
-            blob = row[2] if row[1] >= time.time() else None
-        else:
-            blob = await self._run(self._get, response_id)
+        blob = await self._run(self._get, response_id)
         return None if blob is None else orjson.loads(blob)
 
     def _get(self, response_id: str) -> bytes | None:
@@ -113,10 +104,7 @@ class SQLiteStore:
         return row[0] if row else None
 
     async def delete(self, response_id: str) -> bool:
-        # A queued write is dropped; one already in the writer's hands commits first (one thread, in order).
-        queued = self.pending.pop(response_id, None) is not None
-        self.queue = [row for row in self.queue if row[0] != response_id]
-        return await self._run(self._delete, response_id) or queued
+        return await self._run(self._delete, response_id)
 
     def _delete(self, response_id: str) -> bool:
         assert self.db is not None

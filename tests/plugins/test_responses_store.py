@@ -265,33 +265,3 @@ async def test_with_client_keys_a_response_belongs_to_its_key(make_gateway, stor
     with pytest.raises(openai.NotFoundError):
         await b.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
     await a.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
-
-
-async def test_sqlite_store_answers_before_the_commit_and_forgets_on_delete(tmp_path):
-    """put() never waits on the disk: the record reads back at once, then from the file; delete wins over a queued write."""
-    from router_plugins.responses_store.store import SQLiteStore
-
-    store = await SQLiteStore(tmp_path / "r.sqlite3").open()
-    try:
-        await store.put("gen_a", {"n": 1}, ttl=60)
-        assert "gen_a" in store.pending  # not committed yet, and already readable
-        assert await store.get("gen_a") == {"n": 1}
-        await store.writer
-        assert store.pending == {}
-        assert await store.get("gen_a") == {"n": 1}  # from the file now
-        await store.put("gen_b", {"n": 2}, ttl=60)
-        assert await store.delete("gen_b") is True
-        await asyncio.sleep(0)
-        if store.writer is not None:
-            await store.writer
-        assert await store.get("gen_b") is None
-        await store.put("gen_c", {"n": 3}, ttl=-1)  # already expired: never served, even before its commit
-        assert await store.get("gen_c") is None
-    finally:
-        await store.close()
-    reopened = await SQLiteStore(tmp_path / "r.sqlite3").open()
-    try:
-        assert await reopened.get("gen_a") == {"n": 1}
-        assert await reopened.get("gen_b") is None
-    finally:
-        await reopened.close()
