@@ -74,10 +74,11 @@ def serve(args: argparse.Namespace) -> None:
         for message in exc.messages:
             print(f"{config.path}: {message}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
-    problem = raise_fd_limit(config.server)
+    server, problem = raise_fd_limit(config.server)
     if problem:
         print(f"{config.path}: cannot start: {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
+    config = attrs.evolve(config, server=server)
     try:
         sock = bind(host, port)
     except OSError as exc:

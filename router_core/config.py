@@ -109,8 +109,10 @@ class ServerConfig:
     # A connection that sends no (next) request within this is closed; it also bounds the
     # time a client may take to send its headers.
     keepalive_timeout: float = attrs.field(default=15.0, validator=_positive)
-    # Open client connections per worker; the next one gets a 503 and is closed.
-    max_connections: int = attrs.field(default=768, validator=_positive)
+    # Open client connections per worker; the next one gets a 503 and is closed. Unset: 768,
+    # or as many as ``ulimit -n`` leaves room for (said at startup); a set value that does not
+    # fit stops ``serve``.
+    max_connections: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
     # Counts in one request; above them the request is a 400 naming the limit.
     max_messages: int = attrs.field(default=2048, validator=_positive)
     max_parts: int = attrs.field(default=256, validator=_positive)  # content parts in one message

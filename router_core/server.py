@@ -7,6 +7,7 @@ import logging
 import socket
 from typing import Any
 
+import attrs
 import orjson
 from aiohttp import web
 
@@ -25,6 +26,8 @@ BACKLOG = 1024
 # (a stream does, for its whole length), plus these for the event loop, logs and the
 # plugins' own (redis, postgres, models).
 RESERVED_FDS = 64
+# Client connections per worker when server.max_connections is not set (and ulimit -n allows).
+DEFAULT_MAX_CONNECTIONS = 768
 
 
 def _json_error(status: int, reason: str, message: str, code: str) -> bytes:
@@ -89,8 +92,8 @@ class _Refusal(asyncio.Protocol):
     """Over the connection cap: say 503 and close, before any byte of the request is read."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(BUSY)
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here
+        transport.write(BUSY)  # type: ignore[attr-defined]
         transport.close()
 
 
@@ -115,7 +118,7 @@ class Serving:
         self.listener = await loop.create_server(self._protocol, sock=sock, backlog=BACKLOG)
 
     def _protocol(self) -> asyncio.BaseProtocol:
-        if self.open >= self.server.max_connections:
+        if self.open >= (self.server.max_connections or DEFAULT_MAX_CONNECTIONS):
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
                 log.warning("connection refused: %d open (server.max_connections); %d refused", self.open, self.refused)
@@ -141,22 +144,37 @@ def bind(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), backlog=BACKLOG, reuse_port=False)
 
 
-def raise_fd_limit(server: ServerConfig) -> str | None:
-    """Make room for ``server.max_connections``; returns why it cannot, or None."""
+def raise_fd_limit(server: ServerConfig) -> tuple[ServerConfig, str | None]:
+    """Make room for the connection cap; returns the settings to serve with and why it cannot, or None.
+
+    An unset ``server.max_connections`` takes :data:`DEFAULT_MAX_CONNECTIONS`, or fewer when
+    ``ulimit -n`` cannot be raised that far (logged); a set one that does not fit is an error.
+    """
     try:
         import resource
     except ImportError:  # not a POSIX system: nothing to raise
-        return None
-    needed = 2 * server.max_connections + RESERVED_FDS
+        return server, None
+    wanted = server.max_connections or DEFAULT_MAX_CONNECTIONS
+    needed = 2 * wanted + RESERVED_FDS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        return (
-            f"server.max_connections = {server.max_connections} needs {needed} file descriptors "
-            f"(a client and an upstream connection each, plus {RESERVED_FDS}), but this process may open "
-            f"only {soft} (ulimit -n): set it to at most {max(1, (soft - RESERVED_FDS) // 2)} or raise the limit"
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return attrs.evolve(server, max_connections=wanted), None
+    fits = (soft - RESERVED_FDS) // 2
+    if server.max_connections is None and fits >= 1:
+        log.warning(
+            "ulimit -n allows %d file descriptors: at most %d client connections per worker "
+            "(server.max_connections; raise the limit for the default %d)",
+            soft,
+            fits,
+            DEFAULT_MAX_CONNECTIONS,
         )
-    return None
+        return attrs.evolve(server, max_connections=fits), None
+    return server, (
+        f"server.max_connections = {wanted} needs {needed} file descriptors "
+        f"(a client and an upstream connection each, plus {RESERVED_FDS}), but this process may open "
+        f"only {soft} (ulimit -n): set it to at most {max(1, fits)} or raise the limit"
+    )

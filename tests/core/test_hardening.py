@@ -293,8 +293,9 @@ def test_fd_limit_is_checked_before_listening():
     from router_core.config import ServerConfig
     from router_core.server import raise_fd_limit
 
-    assert raise_fd_limit(ServerConfig(max_connections=100)) is None
-    problem = raise_fd_limit(ServerConfig(max_connections=10**9))
+    server, problem = raise_fd_limit(ServerConfig(max_connections=100))
+    assert problem is None and server.max_connections == 100
+    _, problem = raise_fd_limit(ServerConfig(max_connections=10**9))
     assert problem and "server.max_connections" in problem
 
 

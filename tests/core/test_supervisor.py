@@ -53,12 +53,13 @@ class Gateway:
         self.port = 0
 
     @classmethod
-    async def start(cls, config: Path, *args: str, expect_listening: bool = True) -> Gateway:
+    async def start(cls, config: Path, *args: str, expect_listening: bool = True, preexec_fn=None) -> Gateway:
         proc = await asyncio.create_subprocess_exec(
             *serve_command(config, *args),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "LLM_ROUTER_LOG": "INFO"},
+            preexec_fn=preexec_fn,
         )
         gateway = cls(proc)
         gateway.reader = asyncio.create_task(gateway._read())
@@ -281,21 +282,45 @@ async def test_drain_deadline_bounds_the_exit(gateways, tmp_path, slow_upstream)
         assert body.count(b'"tick"') < 30  # cut at the deadline
 
 
-async def test_too_few_file_descriptors_for_the_connection_cap_stops_serve(tmp_path, slow_upstream):
+def _low_fd_limit() -> None:
     import resource
 
-    def low_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
+
+async def test_too_few_file_descriptors_for_the_connection_cap_stops_serve(tmp_path, slow_upstream):
     proc = await asyncio.create_subprocess_exec(
-        *serve_command(write_config(tmp_path, slow_upstream), "--port", "0"),
+        *serve_command(write_config(tmp_path, slow_upstream, "max_connections = 768"), "--port", "0"),
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=low_limit,
+        preexec_fn=_low_fd_limit,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"server.max_connections = 768 needs 1600 file descriptors" in err
     assert b"at most 96" in err and b"listening" not in err
+
+
+async def test_the_default_connection_cap_fits_a_low_fd_limit_and_refuses_the_rest_cleanly(
+    gateways, tmp_path, slow_upstream
+):
+    """At ulimit -n 256 an unset cap becomes 96: idle connections past it are refused cleanly, and the
+    gateway serves again as soon as they leave (the issue: 1,100 idle connections at 1,024 broke every request)."""
+    gateway = await gateways(write_config(tmp_path, slow_upstream), "--port", "0", preexec_fn=_low_fd_limit)
+    assert "at most 96 client connections per worker" in gateway.text()
+    idle = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(150)]
+    try:
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        refused = await asyncio.wait_for(reader.read(), 5)  # answered at once, before any request
+        writer.close()
+        assert refused.startswith(b"HTTP/1.1 503") and b"too_many_connections" in refused
+    finally:
+        for _, idle_writer in idle:
+            idle_writer.close()
+    await asyncio.sleep(0.5)
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{gateway.port}/healthz") as resp:
+        assert resp.status == 200
+    assert "Traceback" not in gateway.text()  # the refusals run on uvloop's transports too
 
 
 def rss_mb(pid: int) -> float:
