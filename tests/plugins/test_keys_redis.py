@@ -54,7 +54,13 @@ async def test_two_gateways_share_max_parallel(make_gateway, redis_server, upstr
     assert (await post(two, key)).status == 429
     gate.set()
     assert [(await h).status for h in held] == [200, 200, 200]
-    assert (await post(two, key)).status == 200
+    # A slot is given back by request_finished, just after its answer was sent: the client can
+    # see the 200 a moment before the lease is released, so the freed slot is awaited, not assumed.
+    for _ in range(100):
+        if (status := (await post(two, key)).status) == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert status == 200
 
 
 async def test_two_gateways_share_a_budget(make_gateway, redis_server):
