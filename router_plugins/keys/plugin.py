@@ -10,9 +10,12 @@ real tokens and the spend and gives the parallel slot back, in one more step.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
+import functools
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -25,7 +28,7 @@ from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
 from router_lib.store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
 from router_lib.store.pricing import cost_usd
-from router_lib.tokens import message_tokens, tool_tokens
+from router_lib.tokens import counter, encoding_name, message_tokens, tool_tokens
 
 from .registry import KeyRegistry
 from .settings import ClientKey, config_keys, server_keys
@@ -160,9 +163,47 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         CURRENT.reset(token)
 
 
+class CountCache:
+    """Token counts of texts seen lately: a system prompt, tool definitions or earlier turns of a
+    conversation come back with every request and are counted once, not each time.
+
+    Entries are (hash, length) → count, so no text is kept. Python's string hash is keyed per
+    process (SipHash), so a client cannot aim two texts at one entry; a collision would only
+    misplace a provisional count, which settling corrects with the answer's real usage.
+    """
+
+    def __init__(self, encoding: str, size: int = 8192) -> None:
+        self.count = counter(encoding)
+        self.size = size
+        self.seen: collections.OrderedDict[tuple[int, int], int] = collections.OrderedDict()
+        self.lock = threading.Lock()  # long conversations are counted in a thread
+
+    def __call__(self, text: str) -> int:
+        key = (hash(text), len(text))
+        with self.lock:
+            n = self.seen.get(key)
+            if n is not None:
+                self.seen.move_to_end(key)
+                return n
+        n = self.count(text)
+        with self.lock:
+            self.seen[key] = n
+            if len(self.seen) > self.size:
+                self.seen.popitem(last=False)
+        return n
+
+
+@functools.cache
+def count_cache(encoding: str) -> CountCache:
+    return CountCache(encoding)
+
+
 def count_input(ctx: RequestContext) -> int:
     model = ctx.call.model or ""
-    return sum(message_tokens(m, model) for m in ctx.call.messages) + sum(tool_tokens(t, model) for t in ctx.call.tools)
+    count = count_cache(encoding_name(model))
+    return sum(message_tokens(m, model, count) for m in ctx.call.messages) + sum(
+        tool_tokens(t, model, count) for t in ctx.call.tools
+    )
 
 
 def _size(ctx: RequestContext) -> int:
@@ -278,11 +319,12 @@ async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None
     cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
-    settling = settle(registry, state, token_delta, cost - state.reserved_usd)
     if state.lease is not None:
-        await settling
+        await settle(registry, state, token_delta, cost - state.reserved_usd)
     else:
-        registry.in_background(settling)
+        registry.store.settle_soon(
+            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
+        )
 
 
 async def settle(registry: KeyRegistry, state: Admitted, token_delta: int, cost: float) -> None:
