@@ -7,7 +7,7 @@ import calendar
 import functools
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import attrs
@@ -37,9 +37,12 @@ class Limits:
     monthly_budget_usd: float | None = None
 
     any: bool = attrs.field(init=False, eq=False, repr=False)  # whether any limit is set
+    budgeted: bool = attrs.field(init=False, eq=False, repr=False)  # whether a budget is set
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "any", any(getattr(self, f) is not None for f in _LIMIT_FIELDS))
+        budgeted = self.daily_budget_usd is not None or self.monthly_budget_usd is not None
+        object.__setattr__(self, "budgeted", budgeted)
 
 
 @attrs.frozen
@@ -124,6 +127,13 @@ class Store:
         atomically: concurrent callers on any process never see the same room twice.
         """
         raise NotImplementedError
+
+    def admit_soon(
+        self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0
+    ) -> Awaitable[Admission]:
+        """:meth:`admit`, its verdict awaited later: a store that can sends the request at once, so the
+        request's other work overlaps the round trip. Await what this returns exactly once."""
+        return self.admit(name, limits, tokens, now, reserve_usd)
 
     async def settle(
         self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None

@@ -13,7 +13,7 @@ import functools
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from string import Template
 
 import orjson
@@ -42,6 +42,10 @@ PREFIX = "llmr"
 # After a connection failure, calls fail at once for this long instead of each waiting
 # for a timeout: a dead Redis must not add its timeout to every request.
 QUIET_SECONDS = 0.5
+# Settlings without a parallel slot to give back (tokens and cost after the answer) are summed
+# per key for this long and sent as one script call: a busy key costs one Redis call per window,
+# not one per request. A settling lands at most this much (plus a round trip) after its answer.
+SETTLE_WINDOW = 0.05
 BUCKET_TTL = 120  # seconds: an idle bucket has refilled long before it expires
 DAY_TTL, MONTH_TTL = 3 * 86400, 40 * 86400
 
@@ -178,6 +182,9 @@ class RedisStore(Store):
             for name, text in (("admit", ADMIT), ("settle", SETTLE), ("put", PUT_KEY), ("delete", DELETE_KEY))
         }
         self.quiet_until = 0.0
+        # Settlings nobody waits for, summed per (key, tpm, day, month) until the window closes.
+        self.owed: dict[tuple, list] = {}
+        self.owed_at: asyncio.TimerHandle | None = None
         super().__init__()
         # Lease ids: unique across processes (a random prefix) and cheap within one.
         self.lease_prefix = secrets.token_hex(6) + "-"
@@ -232,6 +239,9 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         self.closed = True
+        if self.owed_at is not None:  # what is owed goes now, not after the window
+            self.owed_at.cancel()
+            self._settle_owed()
         if self.pipe is not None:
             await self.pipe.drain()  # settlings nobody waits for; a NOSCRIPT one goes on in a task
         if self.background:  # those tasks (and, on Redis Cluster or while reconnecting, all of them)
@@ -241,6 +251,11 @@ class RedisStore(Store):
         await self.redis.aclose()
 
     async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
+        return await self.admit_soon(name, limits, tokens, now, reserve_usd)
+
+    def admit_soon(
+        self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0
+    ) -> Awaitable[Admission]:
         day, month = day_and_month(now)
         lease = f"{self.lease_prefix}{next(self.lease_ids)}"
         keys = [key_of(name, "rpm"), key_of(name, "tpm"), key_of(name, "par"), key_of(name, day), key_of(name, month)]
@@ -255,11 +270,30 @@ class RedisStore(Store):
             LEASE_ARG,
             str(round(reserve_usd * MICRO)),
         ]
-        verdict, retry = await self._run(self._eval, "admit", keys, args)
+        pipe, sent = self.pipe, None
+        if pipe is not None and pipe.connected and time.monotonic() >= self.quiet_until:
+            sent = pipe.send(b"EVALSHA", self.scripts["admit"].sha, len(keys), *keys, *args)  # goes out this turn
+        return self._admitted(sent, keys, args, lease if limits.max_parallel is not None else None, now)
+
+    async def _admitted(
+        self, sent: asyncio.Future | None, keys: list[str], args: list[str], lease: str | None, now: float
+    ) -> Admission:
+        reply = None
+        if sent is not None:
+            try:
+                reply = await sent
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise self._unavailable(exc) from None
+            except (OSError, TimeoutError) as exc:
+                raise self._unavailable(exc) from None
+        if reply is None:  # not sent yet (to connect first), or sent to a Redis that lost the script
+            reply = await self._run(self._eval, "admit", keys, args)
+        verdict, retry = reply
         if isinstance(verdict, bytes):
             verdict, retry = verdict.decode(), retry.decode()
         if verdict == "ok":
-            return Admission(True, lease=lease if limits.max_parallel is not None else None)
+            return Admission(True, lease=lease)
         if verdict.endswith("_budget_usd"):
             to_day, to_month = seconds_to_period_end(now)
             return Admission(False, verdict, to_day if verdict.startswith("daily") else to_month)
@@ -294,17 +328,35 @@ class RedisStore(Store):
         now: float,
         failed: Callable[[StoreUnavailable], None],
     ) -> None:
-        settling = self._settling(name, limits, token_delta, cost_usd, now, None)
-        if settling is None:
+        """Added to what the key owes; what keys owe goes to Redis once per :data:`SETTLE_WINDOW`."""
+        micro = round(cost_usd * MICRO)
+        delta = token_delta if limits.tpm is not None else 0
+        if not micro and not delta:
             return
-        pipe = self.pipe
-        if pipe is None or not pipe.connected or time.monotonic() < self.quiet_until:
-            super().settle_soon(name, limits, token_delta, cost_usd, now, failed)  # a task: connects, or fails
-            return
-        keys, args = settling
-        # No task per request: the command joins this loop turn's write; its reply is checked by a callback.
-        reply = pipe.send(b"EVALSHA", self.scripts["settle"].sha, len(keys), *keys, *args)
-        reply.add_done_callback(functools.partial(self._settled, settling, failed))
+        group = (name, limits.tpm, *day_and_month(now))
+        owed = self.owed.get(group)
+        if owed is None:
+            self.owed[group] = [delta, micro, failed]
+        else:
+            owed[0] += delta
+            owed[1] += micro
+        if self.owed_at is None:
+            self.owed_at = asyncio.get_running_loop().call_later(SETTLE_WINDOW, self._settle_owed)
+
+    def _settle_owed(self) -> None:
+        """One settle script per key (and UTC day) for the window's settlings, all in one write."""
+        self.owed_at = None
+        owed, self.owed = self.owed, {}
+        pipe, sha = self.pipe, self.scripts["settle"].sha
+        direct = pipe is not None and pipe.connected and time.monotonic() >= self.quiet_until
+        for (name, tpm, day, month), (delta, micro, failed) in owed.items():
+            keys = [key_of(name, "tpm"), key_of(name, day), key_of(name, month), key_of(name, "par")]
+            settling = (keys, [_none(tpm), str(delta), str(micro), ""])
+            if direct:  # no task: the reply is checked by a callback
+                reply = pipe.send(b"EVALSHA", sha, len(keys), *settling[0], *settling[1])
+                reply.add_done_callback(functools.partial(self._settled, settling, failed))
+            else:  # Redis Cluster, or a connection to make first (or refused during the quiet period)
+                self._track(self._settle_again(settling, failed))
 
     def _settled(
         self, settling: tuple[list[str], list[str]], failed: Callable[[StoreUnavailable], None], reply: asyncio.Future

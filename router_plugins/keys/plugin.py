@@ -2,21 +2,24 @@
 
 The middleware authenticates every request (in place of ``server.api_keys``, which
 stay valid as one unlimited key named ``server``); ``pre_request`` applies the key's
-policy and takes what the request uses from the store in one atomic step;
-``select_provider`` holds the key to its providers; ``request_finished`` settles the
-real tokens and the spend and gives the parallel slot back, in one more step.
+policy and asks the store to take what the request uses, in one atomic step whose
+answer ``select_provider`` reads (before any route is used) while holding the key to
+its providers; ``request_finished`` settles the real tokens and the spend and gives the
+parallel slot back, in one more step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import functools
 import logging
 import math
 import threading
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import attrs
@@ -26,7 +29,15 @@ from router_core import Outcome, PolicyViolation, RequestContext, Route, hookimp
 from router_core.config import ConfigError
 from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
-from router_lib.store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
+from router_lib.store import (
+    HEALTH,
+    KEY_NAME,
+    Admission,
+    StoreUnavailable,
+    app_store,
+    close_app_store,
+    store_settings,
+)
 from router_lib.store.pricing import cost_usd
 from router_lib.tokens import counter, encoding_name, message_tokens, tool_tokens
 
@@ -57,6 +68,7 @@ class Admitted:
     counted_tokens: int = 0
     reserved_usd: float = 0.0  # the input's cost, taken from the budgets at admission
     checked: bool = False  # limits were taken from the store (not skipped by fail_open)
+    verdict: Awaitable[Admission] | None = None  # the store's answer, asked for and not yet read
 
 
 #: The current request's key: set by the middleware, read by the request hooks.
@@ -123,6 +135,9 @@ async def router_startup(app: web.Application, config: Any) -> None:
     registry = KeyRegistry(keys, store, app[HEALTH], check_policy)
     await registry.start()
     app[REGISTRY] = registry
+    if any(k.limits.tpm is not None or k.limits.budgeted for k in keys.values()):
+        # The vocabulary loads in seconds: at startup, not on the first limited request.
+        await asyncio.to_thread(count_cache, "o200k_base")
 
 
 @hookimpl
@@ -234,17 +249,27 @@ def check_model(key: ClientKey, model: str) -> None:
 
 
 async def admit(ctx: RequestContext, state: Admitted) -> None:
-    key, limits = state.key, state.key.limits
-    budgeted = limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None
+    """Ask the store to admit the request; the answer is read in ``select_provider`` (:func:`verdict`).
+
+    The store's round trip then overlaps the other plugins' ``pre_request`` and ``select_model``
+    work; every upstream call takes its routes from ``select_provider``, so none goes out first.
+    """
+    limits = state.key.limits
     tokens, reserve = 0, 0.0
-    if limits.tpm is not None or budgeted:
+    if limits.tpm is not None or limits.budgeted:
         tokens = count_input(ctx) if _size(ctx) < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
-    if budgeted:
+    if limits.budgeted:
         reserve = cost_usd(ctx.config, ctx.call.model, tokens, 0)
-    registry = ctx.app[REGISTRY]
+    state.counted_tokens, state.reserved_usd = tokens, reserve
+    state.verdict = ctx.app[REGISTRY].store.admit_soon(state.key.name, limits, tokens, time.time(), reserve)
+
+
+async def verdict(registry: KeyRegistry, state: Admitted) -> None:
+    """Read the store's answer: a refusal raises (429, 402, or 503 when the store is down and fail_closed)."""
+    pending, state.verdict = state.verdict, None
     health = registry.health
     try:
-        verdict = await registry.store.admit(key.name, limits, tokens, time.time(), reserve)
+        answer = await pending
     except StoreUnavailable as exc:
         health.failed("a limit check", exc)
         if health.on_error == "fail_open":
@@ -255,9 +280,9 @@ async def admit(ctx: RequestContext, state: Admitted) -> None:
             "The gateway's shared store is unreachable, so this key's limits cannot be checked; try again shortly."
         ) from None
     health.ok()
-    if not verdict.ok:
-        raise over_limit(key, verdict.limit or "", verdict.retry_after, tokens)
-    state.lease, state.counted_tokens, state.reserved_usd, state.checked = verdict.lease, tokens, reserve, True
+    if not answer.ok:
+        raise over_limit(state.key, answer.limit or "", answer.retry_after, state.counted_tokens)
+    state.lease, state.checked = answer.lease, True
 
 
 def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: int) -> LimitExceeded:
@@ -283,10 +308,12 @@ def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: in
 
 
 @hookimpl(trylast=True)
-def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
+async def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
     state: Admitted | None = ctx.plugin_state.get(NAME)
     if state is None:
         return None
+    if state.verdict is not None:  # before any route is used: the limits' answer
+        await verdict(ctx.app[REGISTRY], state)
     key = state.key
     check_model(key, ctx.call.model)  # the model tags or planning chose
     if not key.providers:
@@ -312,7 +339,12 @@ async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None
     and cost alone settle in the background, so the connection is free at once.
     """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
-    if state is None or not state.checked:
+    if state is None:
+        return
+    if state.verdict is not None:  # refused before its routes were chosen: what the store took still counts
+        with contextlib.suppress(GatewayError):
+            await verdict(ctx.app[REGISTRY], state)
+    if not state.checked:
         return
     limits = state.key.limits
     used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from router_core.call import Message, Part
 from router_lib.store import Limits, StoreUnavailable
 from router_lib.store.pipe import Pipe, pipe_address
-from router_lib.store.redis import QUIET_SECONDS, RedisStore, key_of
+from router_lib.store.redis import QUIET_SECONDS, SETTLE_WINDOW, RedisStore, key_of
 from router_lib.tokens import encoding_name, message_tokens
 from router_plugins.keys.plugin import CountCache
 
@@ -97,40 +97,54 @@ async def test_a_hung_redis_fails_within_the_timeout_and_comes_back(redis_server
     await store.close()
 
 
-async def test_settlings_nobody_awaits_land_and_report_an_outage(redis_server):
+async def settled(store: RedisStore) -> None:
+    """Until what was owed when called has landed (the window closed, the replies came back)."""
+    await asyncio.sleep(SETTLE_WINDOW * 2)
+    await store.pipe.drain()
+    if store.background:
+        await asyncio.wait(store.background, timeout=2)
+
+
+async def test_settlings_nobody_awaits_are_summed_per_window_and_report_an_outage(redis_server):
     store = RedisStore(redis_server.url, 0.5)
     await store.start()
-    n, limits = name(), Limits(daily_budget_usd=10)
+    n, limits = name(), Limits(tpm=1000, daily_budget_usd=10)
     failures: list[StoreUnavailable] = []
+    sent = []
+    send = store.pipe.send
+    store.pipe.send = lambda *args: (sent.append(args[0]), send(*args))[1]
     try:
         for _ in range(8):
-            store.settle_soon(n, limits, 0, 0.25, time.time(), failures.append)
-        await store.pipe.drain()
-        assert not store.background  # the settle script was loaded at start: no NOSCRIPT detour
+            store.settle_soon(n, limits, 5, 0.25, time.time(), failures.append)
+        store.settle_soon(n, limits, 0, 0, time.time(), failures.append)  # nothing owed: nothing sent
+        await settled(store)
+        assert sent == [b"EVALSHA"]  # eight settlings, one call (the settle script was loaded at start)
         assert await store.spend(n, time.time()) == (2.0, 2.0) and not failures
+        tpm = await store.redis.hget(key_of(n, "tpm"), "l")
+        assert float(tpm) == pytest.approx(960)  # a full bucket less 8 × 5 tokens
         redis_server.stop()
         store.settle_soon(n, limits, 0, 0.25, time.time(), failures.append)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(SETTLE_WINDOW * 4)
         assert len(failures) == 1 and "unreachable" in str(failures[0])
         redis_server.start()  # a new, empty server
         store.quiet_until = 0.0
         assert not store.pipe.connected
         store.settle_soon(n, limits, 0, 0.5, time.time(), failures.append)  # reconnects in a task,
-        assert store.background  # where NOSCRIPT loads the script again
-        await asyncio.wait(store.background, timeout=2)
+        await settled(store)  # where NOSCRIPT loads the script again
         store.settle_soon(n, limits, 0, 0.5, time.time(), failures.append)  # pipelined again
-        await store.pipe.drain()
-        assert not store.background
+        await settled(store)
         await store.pipe.call(b"SCRIPT", b"FLUSH")  # the script cache emptied under a pipelined settling:
         store.settle_soon(n, limits, 0, 0.5, time.time(), failures.append)
-        await store.pipe.drain()
-        assert store.background  # NOSCRIPT sends it on in a task that loads the script
-        await asyncio.wait(store.background, timeout=2)
+        await settled(store)  # NOSCRIPT sends it on in a task that loads the script
         assert await store.spend(n, time.time()) == (1.5, 1.5) and len(failures) == 1
+        store.settle_soon(n, limits, 0, 0.5, time.time(), failures.append)
     finally:
         if redis_server.proc is None:
             redis_server.start()
-        await store.close()
+        await store.close()  # sends what is owed without waiting for the window
+    check = RedisStore(redis_server.url, 0.5)
+    assert await check.spend(n, time.time()) == (2.0, 2.0)
+    await check.close()
 
 
 def test_cached_token_counts_equal_fresh_ones():
