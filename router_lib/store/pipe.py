@@ -2,9 +2,10 @@
 
 redis-py spends ~100 µs of CPU per command (connection pool, retry wrapper, command
 packing, response parsing in Python layers); a busy gateway pays that twice per limited
-request. Here every command issued in one turn of the event loop goes out in one write,
-replies come back in order (Redis answers a connection's commands first in, first out)
-and are parsed by hiredis (C). Everything else (the startup check, the key registry,
+request. Here a command goes out at once when the connection is idle; while replies are
+awaited, the commands issued in one turn of the event loop go out in one write. Replies
+come back in order (Redis answers a connection's commands first in, first out) and are
+parsed by hiredis (C). Everything else (the startup check, the key registry,
 ``spend``, Redis Cluster) stays with redis-py.
 
 A command that gets no reply within ``timeout`` seconds aborts the connection, which
@@ -67,11 +68,24 @@ class Pipe(asyncio.Protocol):
     # ------------------------------------------------------------ commands
 
     def send(self, *args: Any) -> asyncio.Future:
-        """Queue a command on the open connection; the future gets its reply (or the failure)."""
+        """Send a command on the open connection; the future gets its reply (or the failure).
+
+        With nothing else on its way the command is written at once, so the caller's other
+        work overlaps the round trip; otherwise it joins what this turn of the loop sends.
+        """
         loop = self.loop
         fut = loop.create_future()
-        self.outgoing.append(hiredis.pack_command(args))
+        if self.transport is None:  # lost since the caller looked
+            fut.set_exception(ConnectionError("Redis connection lost"))
+            return fut
+        idle = not self.waiting
         self.waiting.append((fut, loop.time()))
+        if idle and self.flush_at is None:
+            self.transport.write(hiredis.pack_command(args))
+            if self.watchdog is None:
+                self.watchdog = loop.call_later(self.timeout, self._check)
+            return fut
+        self.outgoing.append(hiredis.pack_command(args))
         if self.flush_at is None:
             self.flush_at = loop.call_soon(self._flush)
         return fut
