@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -10,6 +9,7 @@ import orjson
 
 from ..call import Call, Part, Reply, StreamPiece, Usage
 from ..errors import BadRequest, GatewayError
+from ..ids import uuid4_str
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -160,4 +160,4 @@ class Dialect:
         return error.body()
 
     def new_id(self) -> str:
-        return self.id_prefix + str(uuid.uuid4())
+        return self.id_prefix + uuid4_str()
