@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import functools
 import re
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import attrs
@@ -35,9 +37,12 @@ class Limits:
     monthly_budget_usd: float | None = None
 
     any: bool = attrs.field(init=False, eq=False, repr=False)  # whether any limit is set
+    budgeted: bool = attrs.field(init=False, eq=False, repr=False)  # whether a budget is set
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "any", any(getattr(self, f) is not None for f in _LIMIT_FIELDS))
+        budgeted = self.daily_budget_usd is not None or self.monthly_budget_usd is not None
+        object.__setattr__(self, "budgeted", budgeted)
 
 
 @attrs.frozen
@@ -98,11 +103,21 @@ class Store:
 
     closed = False
 
+    def __init__(self) -> None:
+        self.background: set[asyncio.Task] = set()  # settlings nobody waits for; close() does
+
     async def start(self) -> None:
         """Connect and check that the store can do what limits need; raise if it cannot."""
 
     async def close(self) -> None:
         self.closed = True
+        if self.background:
+            await asyncio.wait(self.background, timeout=5)
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def admit(self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0) -> Admission:
         """Check every limit of key ``name`` and, only if all pass, take what the request uses.
@@ -113,6 +128,13 @@ class Store:
         """
         raise NotImplementedError
 
+    def admit_soon(
+        self, name: str, limits: Limits, tokens: int, now: float, reserve_usd: float = 0.0
+    ) -> Awaitable[Admission]:
+        """:meth:`admit`, its verdict awaited later: a store that can sends the request at once, so the
+        request's other work overlaps the round trip. Await what this returns exactly once."""
+        return self.admit(name, limits, tokens, now, reserve_usd)
+
     async def settle(
         self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None
     ) -> None:
@@ -122,6 +144,29 @@ class Store:
         ``cost_usd`` is the real cost less what :meth:`admit` reserved, so it may be negative.
         """
         raise NotImplementedError
+
+    def settle_soon(
+        self,
+        name: str,
+        limits: Limits,
+        token_delta: int,
+        cost_usd: float,
+        now: float,
+        failed: Callable[[StoreUnavailable], None],
+    ) -> None:
+        """:meth:`settle` without a parallel slot to give back, and without waiting for it.
+
+        ``failed`` hears of a :class:`StoreUnavailable`; :meth:`close` waits for what is
+        still on its way (at most 5 s).
+        """
+
+        async def settle() -> None:
+            try:
+                await self.settle(name, limits, token_delta, cost_usd, now)
+            except StoreUnavailable as exc:
+                failed(exc)
+
+        self._track(settle())
 
     async def spend(self, name: str, now: float) -> tuple[float, float]:
         """USD spent by ``name`` this UTC day and this UTC month."""

@@ -24,6 +24,7 @@ class Bucket:
 
 class MemoryStore(Store):
     def __init__(self) -> None:
+        super().__init__()
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.leases: dict[str, dict[str, float]] = {}
         self.spent: dict[tuple[str, str], int] = {}  # (name, period) → micro-dollars
@@ -85,6 +86,14 @@ class MemoryStore(Store):
 
     async def settle(
         self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None = None
+    ) -> None:
+        self._settle(name, limits, token_delta, cost_usd, now, lease)
+
+    def settle_soon(self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, failed) -> None:
+        self._settle(name, limits, token_delta, cost_usd, now, None)  # nothing here can fail or wait
+
+    def _settle(
+        self, name: str, limits: Limits, token_delta: int, cost_usd: float, now: float, lease: str | None
     ) -> None:
         if lease is not None:
             self.leases.get(name, {}).pop(lease, None)

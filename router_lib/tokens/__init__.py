@@ -82,9 +82,12 @@ def count_text(text: str, model: str) -> int:
     return counter(encoding_name(model))(text) if text else 0
 
 
-def message_tokens(message: Message, model: str) -> int:
-    """A message's tokens as sent: text, tool calls and media, plus the per-message overhead."""
-    count = counter(encoding_name(model))
+def message_tokens(message: Message, model: str, count: Callable[[str], int] | None = None) -> int:
+    """A message's tokens as sent: text, tool calls and media, plus the per-message overhead.
+
+    ``count`` replaces the model's text counter (a caller that caches counts passes its own).
+    """
+    count = count or counter(encoding_name(model))
     total = MESSAGE_OVERHEAD
     for part in message.parts:
         if part.text:
@@ -96,7 +99,8 @@ def message_tokens(message: Message, model: str) -> int:
     return total
 
 
-def tool_tokens(tool: Tool, model: str) -> int:
+def tool_tokens(tool: Tool, model: str, count: Callable[[str], int] | None = None) -> int:
     """A tool definition's tokens, counted on its JSON (close to what providers render)."""
     definition: dict[str, Any] = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
-    return count_text(orjson.dumps(definition if tool.type == "function" else tool.extra).decode(), model)
+    text = orjson.dumps(definition if tool.type == "function" else tool.extra).decode()
+    return (count or counter(encoding_name(model)))(text) if text else 0

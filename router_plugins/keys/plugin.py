@@ -2,18 +2,24 @@
 
 The middleware authenticates every request (in place of ``server.api_keys``, which
 stay valid as one unlimited key named ``server``); ``pre_request`` applies the key's
-policy and takes what the request uses from the store in one atomic step;
-``select_provider`` holds the key to its providers; ``request_finished`` settles the
-real tokens and the spend and gives the parallel slot back, in one more step.
+policy and asks the store to take what the request uses, in one atomic step whose
+answer ``select_provider`` reads (before any route is used) while holding the key to
+its providers; ``request_finished`` settles the real tokens and the spend and gives the
+parallel slot back, in one more step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import contextvars
+import functools
 import logging
 import math
+import threading
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import attrs
@@ -23,9 +29,17 @@ from router_core import Outcome, PolicyViolation, RequestContext, Route, hookimp
 from router_core.config import ConfigError
 from router_core.errors import GatewayError, Unauthorized
 from router_core.pipeline import RUNTIME
-from router_lib.store import HEALTH, KEY_NAME, StoreUnavailable, app_store, close_app_store, store_settings
+from router_lib.store import (
+    HEALTH,
+    KEY_NAME,
+    Admission,
+    StoreUnavailable,
+    app_store,
+    close_app_store,
+    store_settings,
+)
 from router_lib.store.pricing import cost_usd
-from router_lib.tokens import message_tokens, tool_tokens
+from router_lib.tokens import counter, encoding_name, message_tokens, tool_tokens
 
 from .registry import KeyRegistry
 from .settings import ClientKey, config_keys, server_keys
@@ -54,6 +68,7 @@ class Admitted:
     counted_tokens: int = 0
     reserved_usd: float = 0.0  # the input's cost, taken from the budgets at admission
     checked: bool = False  # limits were taken from the store (not skipped by fail_open)
+    verdict: Awaitable[Admission] | None = None  # the store's answer, asked for and not yet read
 
 
 #: The current request's key: set by the middleware, read by the request hooks.
@@ -120,6 +135,9 @@ async def router_startup(app: web.Application, config: Any) -> None:
     registry = KeyRegistry(keys, store, app[HEALTH], check_policy)
     await registry.start()
     app[REGISTRY] = registry
+    if any(k.limits.tpm is not None or k.limits.budgeted for k in keys.values()):
+        # The vocabulary loads in seconds: at startup, not on the first limited request.
+        await asyncio.to_thread(count_cache, "o200k_base")
 
 
 @hookimpl
@@ -160,9 +178,47 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         CURRENT.reset(token)
 
 
+class CountCache:
+    """Token counts of texts seen lately: a system prompt, tool definitions or earlier turns of a
+    conversation come back with every request and are counted once, not each time.
+
+    Entries are (hash, length) → count, so no text is kept. Python's string hash is keyed per
+    process (SipHash), so a client cannot aim two texts at one entry; a collision would only
+    misplace a provisional count, which settling corrects with the answer's real usage.
+    """
+
+    def __init__(self, encoding: str, size: int = 8192) -> None:
+        self.count = counter(encoding)
+        self.size = size
+        self.seen: collections.OrderedDict[tuple[int, int], int] = collections.OrderedDict()
+        self.lock = threading.Lock()  # long conversations are counted in a thread
+
+    def __call__(self, text: str) -> int:
+        key = (hash(text), len(text))
+        with self.lock:
+            n = self.seen.get(key)
+            if n is not None:
+                self.seen.move_to_end(key)
+                return n
+        n = self.count(text)
+        with self.lock:
+            self.seen[key] = n
+            if len(self.seen) > self.size:
+                self.seen.popitem(last=False)
+        return n
+
+
+@functools.cache
+def count_cache(encoding: str) -> CountCache:
+    return CountCache(encoding)
+
+
 def count_input(ctx: RequestContext) -> int:
     model = ctx.call.model or ""
-    return sum(message_tokens(m, model) for m in ctx.call.messages) + sum(tool_tokens(t, model) for t in ctx.call.tools)
+    count = count_cache(encoding_name(model))
+    return sum(message_tokens(m, model, count) for m in ctx.call.messages) + sum(
+        tool_tokens(t, model, count) for t in ctx.call.tools
+    )
 
 
 def _size(ctx: RequestContext) -> int:
@@ -193,17 +249,27 @@ def check_model(key: ClientKey, model: str) -> None:
 
 
 async def admit(ctx: RequestContext, state: Admitted) -> None:
-    key, limits = state.key, state.key.limits
-    budgeted = limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None
+    """Ask the store to admit the request; the answer is read in ``select_provider`` (:func:`verdict`).
+
+    The store's round trip then overlaps the other plugins' ``pre_request`` and ``select_model``
+    work; every upstream call takes its routes from ``select_provider``, so none goes out first.
+    """
+    limits = state.key.limits
     tokens, reserve = 0, 0.0
-    if limits.tpm is not None or budgeted:
+    if limits.tpm is not None or limits.budgeted:
         tokens = count_input(ctx) if _size(ctx) < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
-    if budgeted:
+    if limits.budgeted:
         reserve = cost_usd(ctx.config, ctx.call.model, tokens, 0)
-    registry = ctx.app[REGISTRY]
+    state.counted_tokens, state.reserved_usd = tokens, reserve
+    state.verdict = ctx.app[REGISTRY].store.admit_soon(state.key.name, limits, tokens, time.time(), reserve)
+
+
+async def verdict(registry: KeyRegistry, state: Admitted) -> None:
+    """Read the store's answer: a refusal raises (429, 402, or 503 when the store is down and fail_closed)."""
+    pending, state.verdict = state.verdict, None
     health = registry.health
     try:
-        verdict = await registry.store.admit(key.name, limits, tokens, time.time(), reserve)
+        answer = await pending
     except StoreUnavailable as exc:
         health.failed("a limit check", exc)
         if health.on_error == "fail_open":
@@ -214,9 +280,9 @@ async def admit(ctx: RequestContext, state: Admitted) -> None:
             "The gateway's shared store is unreachable, so this key's limits cannot be checked; try again shortly."
         ) from None
     health.ok()
-    if not verdict.ok:
-        raise over_limit(key, verdict.limit or "", verdict.retry_after, tokens)
-    state.lease, state.counted_tokens, state.reserved_usd, state.checked = verdict.lease, tokens, reserve, True
+    if not answer.ok:
+        raise over_limit(state.key, answer.limit or "", answer.retry_after, state.counted_tokens)
+    state.lease, state.checked = answer.lease, True
 
 
 def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: int) -> LimitExceeded:
@@ -242,10 +308,12 @@ def over_limit(key: ClientKey, limit: str, retry_after: float | None, tokens: in
 
 
 @hookimpl(trylast=True)
-def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
+async def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Route] | None:
     state: Admitted | None = ctx.plugin_state.get(NAME)
     if state is None:
         return None
+    if state.verdict is not None:  # before any route is used: the limits' answer
+        await verdict(ctx.app[REGISTRY], state)
     key = state.key
     check_model(key, ctx.call.model)  # the model tags or planning chose
     if not key.providers:
@@ -271,18 +339,24 @@ async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None
     and cost alone settle in the background, so the connection is free at once.
     """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
-    if state is None or not state.checked:
+    if state is None:
+        return
+    if state.verdict is not None:  # refused before its routes were chosen: what the store took still counts
+        with contextlib.suppress(GatewayError):
+            await verdict(ctx.app[REGISTRY], state)
+    if not state.checked:
         return
     limits = state.key.limits
     used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens
     cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
-    settling = settle(registry, state, token_delta, cost - state.reserved_usd)
     if state.lease is not None:
-        await settling
+        await settle(registry, state, token_delta, cost - state.reserved_usd)
     else:
-        registry.in_background(settling)
+        registry.store.settle_soon(
+            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
+        )
 
 
 async def settle(registry: KeyRegistry, state: Admitted, token_delta: int, cost: float) -> None:

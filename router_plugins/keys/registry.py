@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from router_core.config import ConfigError
@@ -38,7 +38,6 @@ class KeyRegistry:
         self.keys: dict[bytes, ClientKey] = {bytes.fromhex(d): k for d, k in configured.items()}
         self.version: int | None = None
         self._task: asyncio.Task | None = None
-        self._background: set[asyncio.Task] = set()
 
     def lookup(self, key: str) -> ClientKey | None:
         return self.keys.get(hashlib.sha256(key.encode()).digest())
@@ -80,15 +79,11 @@ class KeyRegistry:
         await self.refresh()
         self._task = asyncio.get_running_loop().create_task(self.run(), name="keys-refresh")
 
-    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run store work that nobody waits for; :meth:`stop` waits for what is still running."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def settle_failed(self, exc: StoreUnavailable) -> None:
+        """A settling nobody waited for failed (a parallel slot then frees itself after LEASE_SECONDS)."""
+        self.health.failed("settling usage", exc)
 
     async def stop(self) -> None:
-        if self._background:
-            await asyncio.wait(self._background, timeout=5)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -85,7 +85,7 @@ async def router_startup(app: web.Application, config: Any) -> None:
     publish(app, "ledger_rows_written_total", lambda: writer.written)
     publish(app, "ledger_rows_dropped_total", lambda: writer.dropped)  # the queue was full
     publish(app, "ledger_rows_failed_total", lambda: writer.failed)  # the database refused a batch
-    publish(app, "ledger_queue_rows", writer.queue.qsize)
+    publish(app, "ledger_queue_rows", writer.queued)
 
 
 @hookimpl

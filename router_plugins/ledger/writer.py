@@ -19,9 +19,10 @@ log = logging.getLogger("llm_router.ledger")
 class LedgerWriter:
     """``add`` never waits: a full queue drops the row and counts it. One task writes batches.
 
-    A batch is written when ``batch_size`` rows wait or ``flush_seconds`` passed since its
-    first row. A failed write drops that batch (counted, logged by type) and the writer
-    carries on: the ledger must never take requests down with it.
+    A batch is written when ``batch_size`` rows wait or ``flush_seconds`` passed since the
+    first row of its window. A failed write drops that batch (counted, logged by type) and
+    the writer carries on: the ledger must never take requests down with it. ``add`` is a
+    list append (no task, no timer per row): one timer per batch window wakes the writer.
     """
 
     ledger: Ledger
@@ -31,46 +32,52 @@ class LedgerWriter:
     written: int = 0
     dropped: int = 0  # the queue was full
     failed: int = 0  # the database refused a batch
-    queue: asyncio.Queue[Row] = attrs.field(init=False)
+    rows: list[Row] = attrs.field(factory=list)  # queued: not yet handed to the database
+    wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    due: bool = False  # the window of the oldest queued row has passed
+    timer: asyncio.TimerHandle | None = None
+    stopping: bool = False
     task: asyncio.Task | None = None
     _last_drop_log: float = 0.0
 
-    def __attrs_post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.queue_size)
-
     def add(self, row: Row) -> None:
-        try:
-            self.queue.put_nowait(row)
-        except asyncio.QueueFull:
+        rows = self.rows
+        if len(rows) >= self.queue_size:
             self.dropped += 1
             now = time.monotonic()
             if now - self._last_drop_log > 10:  # at most one line per 10 s, with the running count
                 self._last_drop_log = now
                 log.warning("usage ledger queue full: %d rows dropped so far (the database is too slow)", self.dropped)
+            return
+        rows.append(row)
+        if len(rows) == self.batch_size:
+            self.wake.set()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.flush_seconds, self._window_passed)
+
+    def queued(self) -> int:
+        return len(self.rows)
+
+    def _window_passed(self) -> None:
+        self.timer, self.due = None, True
+        self.wake.set()
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name="ledger-writer")
 
     async def run(self) -> None:
+        rows = self.rows
         while True:
-            batch = [await self.queue.get()]
-            deadline = time.monotonic() + self.flush_seconds
-            while len(batch) < self.batch_size:
-                try:
-                    batch.append(self.queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), left))
-                except TimeoutError:
-                    break
-            await self.write(batch)
-            for _ in batch:
-                self.queue.task_done()
+            await self.wake.wait()
+            self.wake.clear()
+            while rows and (self.due or self.stopping or len(rows) >= self.batch_size):
+                batch = rows[: self.batch_size]
+                del rows[: self.batch_size]
+                if not rows:
+                    self.due = False
+                await self.write(batch)
+            if self.stopping and not rows:
+                return
 
     async def write(self, batch: list[Row]) -> None:
         try:
@@ -84,10 +91,15 @@ class LedgerWriter:
         """Write what is queued (for at most ``timeout`` seconds), then stop."""
         if self.task is None:
             return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.stopping = True
+        self.wake.set()
         try:
-            await asyncio.wait_for(self.queue.join(), timeout)
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
         except TimeoutError:
-            log.error("usage ledger: %d queued rows not written at shutdown", self.queue.qsize())
+            log.error("usage ledger: %d queued rows not written at shutdown", len(self.rows))
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task

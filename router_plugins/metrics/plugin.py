@@ -8,6 +8,7 @@ sending made-up names. A client key appears by its name, never the key.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from typing import Any
 
@@ -69,6 +70,15 @@ class Metrics:
         self.saved = Counter("llm_router_tokens_saved", "Tokens optimisations removed, by plugin.", ("by",), registry=r)
         r.register(StateCollector(app))
         self.known_models: set[str] = set()
+        # Label children by their label values, bound once: prometheus_client's labels() checks
+        # and converts its arguments under a lock on every call, a dict lookup does not.
+        self.children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: Any) -> Any:
+        found = self.children.get((metric, *labels))
+        if found is None:
+            found = self.children[(metric, *labels)] = metric.labels(*[str(v) for v in labels])
+        return found
 
     def model(self, outcome: Outcome, config: Any) -> str:
         model = outcome.model or ""
@@ -81,31 +91,29 @@ class Metrics:
             return model
         return "other"
 
-    def record(self, outcome: Outcome, config: Any, upstream_seconds: float | None) -> None:
+    def record(self, outcome: Outcome, config: Any, upstream_seconds: float | None, cost: float) -> None:
         model, key = self.model(outcome, config), outcome.key_name or ""
-        provider = outcome.provider or ""
-        self.requests.labels(str(outcome.status), outcome.endpoint, model, provider, key).inc()
-        self.latency.labels(outcome.endpoint, model).observe(outcome.latency_ms / 1000)
+        provider, endpoint, child = outcome.provider or "", outcome.endpoint, self.child
+        child(self.requests, outcome.status, endpoint, model, provider, key).inc()
+        child(self.latency, endpoint, model).observe(outcome.latency_ms / 1000)
         if outcome.first_byte_ms is not None:
-            self.first_byte.labels(outcome.endpoint, model).observe(outcome.first_byte_ms / 1000)
+            child(self.first_byte, endpoint, model).observe(outcome.first_byte_ms / 1000)
         if upstream_seconds is not None and provider:
-            self.upstream.labels(provider).observe(upstream_seconds)
-        for kind, n in (
-            ("input", outcome.input_tokens),
-            ("output", outcome.output_tokens),
-            ("planner", outcome.planner_tokens),
-        ):
-            if n:
-                self.tokens.labels(kind, model, key).inc(n)
-        cost = cost_usd(config, outcome.model, outcome.input_tokens, outcome.output_tokens)
+            child(self.upstream, provider).observe(upstream_seconds)
+        if outcome.input_tokens:
+            child(self.tokens, "input", model, key).inc(outcome.input_tokens)
+        if outcome.output_tokens:
+            child(self.tokens, "output", model, key).inc(outcome.output_tokens)
+        if outcome.planner_tokens:
+            child(self.tokens, "planner", model, key).inc(outcome.planner_tokens)
         if cost:
-            self.cost.labels(model, key).inc(cost)
+            child(self.cost, model, key).inc(cost)
         if outcome.fallbacks:
-            self.fallbacks.labels(provider).inc(outcome.fallbacks)
+            child(self.fallbacks, provider).inc(outcome.fallbacks)
         for kind, n in outcome.redactions.items():
-            self.redactions.labels(kind).inc(n)
+            child(self.redactions, kind).inc(n)
         for by, n in outcome.tokens_saved.items():
-            self.saved.labels(by).inc(n)
+            child(self.saved, by).inc(n)
 
 
 class StateCollector:
@@ -188,14 +196,25 @@ def upstream_seconds(ctx: RequestContext | None) -> float | None:
     return None
 
 
+# The request log line: the Outcome's fields, read in one call, between its time and its cost.
+OUTCOME_FIELDS = tuple(a.name for a in attrs.fields(Outcome))
+LOG_FIELDS = ("ts", *OUTCOME_FIELDS, "cost_usd")
+outcome_values = operator.attrgetter(*OUTCOME_FIELDS)
+
+
 @hookimpl
 def request_finished(ctx: RequestContext | None, outcome: Outcome, app: web.Application) -> None:
     metrics = app.get(METRICS)
     if metrics is None:
         return
     config = app[RUNTIME].config
-    metrics.record(outcome, config, upstream_seconds(ctx))
+    cost = cost_usd(config, outcome.model, outcome.input_tokens, outcome.output_tokens)
+    metrics.record(outcome, config, upstream_seconds(ctx), cost)
     if metrics.settings.request_log and request_log.isEnabledFor(logging.INFO):
-        line: dict[str, Any] = {"ts": round(time.time(), 3), **attrs.asdict(outcome)}
-        line["cost_usd"] = cost_usd(config, outcome.model, outcome.input_tokens, outcome.output_tokens)
-        request_log.info("%s", orjson.dumps(line).decode())
+        line = dict(zip(LOG_FIELDS, (round(time.time(), 3), *outcome_values(outcome), cost), strict=True))
+        # handle() of a record made here: the logger's handlers and filters as for .info(), without
+        # its search of the call stack for the caller's file and line (a fixed one is given).
+        record = request_log.makeRecord(
+            request_log.name, logging.INFO, __file__, 0, orjson.dumps(line).decode(), None, None, "request_finished"
+        )
+        request_log.handle(record)

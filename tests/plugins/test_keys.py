@@ -248,3 +248,26 @@ async def test_a_client_leaving_mid_stream_gives_its_parallel_slot_back(make_gat
             break
         await asyncio.sleep(0.02)
     assert status == 200
+
+
+async def test_the_verdict_comes_before_any_upstream_call_and_a_slot_always_comes_back(make_gateway, upstream):
+    """pre_request asks the store; select_provider reads its answer before a route is used. A
+    request refused in between (here by another select_provider plugin) still gives its slot back."""
+    from router_core import PolicyViolation, hookimpl
+
+    class Refuser:
+        @hookimpl
+        def select_provider(self, ctx, routes):
+            if ctx.call.messages[-1].parts[0].text == "refuse me":
+                raise PolicyViolation("refused by a test plugin")
+
+    client = await make_gateway(
+        keys_config(a={"key": KEY_A, "rpm": 3, "max_parallel": 1}), plugins=[("refuser", Refuser())]
+    )
+    assert (await post(client, KEY_A)).status == 200 and len(upstream.requests) == 1
+    refused = {**CHAT, "messages": [{"role": "user", "content": "refuse me"}]}
+    assert (await post(client, KEY_A, refused)).status == 403
+    assert (await post(client, KEY_A)).status == 200  # max_parallel 1: the refused request's slot came back
+    over = await post(client, KEY_A)  # the refused one took its request from the rpm bucket too
+    assert over.status == 429 and len(upstream.requests) == 2  # never sent upstream
+    assert client.app[STORE].leases.get("a", {}) == {}

@@ -137,6 +137,25 @@ async def test_writer_batches_and_drops_when_full():
     assert writer.written == sum(ledger.batches)
 
 
+async def test_writer_flushes_a_full_batch_at_once_and_a_lone_row_within_its_window():
+    ledger = SlowLedger()
+    ledger.gate.set()
+    writer = LedgerWriter(ledger, batch_size=10, flush_seconds=0.1)
+    writer.start()
+    for i in range(10):
+        writer.add(make_row(request_id=str(i)))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert ledger.batches == [10]  # batch_size rows: no waiting for the window
+    writer.add(make_row())
+    await asyncio.sleep(0.03)
+    assert ledger.batches == [10] and writer.queued() == 1
+    await asyncio.sleep(0.15)
+    assert ledger.batches == [10, 1] and writer.queued() == 0  # the window passed
+    await writer.stop()
+    assert writer.written == 11
+
+
 async def test_writer_survives_a_failing_database(caplog):
     class Broken(Ledger):
         async def write(self, rows):
