@@ -53,6 +53,10 @@ class Settings:
     path: str = DEFAULT_PATH  # the SQLite file (its directory is created)
     redis_url: str | None = None  # literal or env:NAME; required with backend = "redis"
     retention_days: float = attrs.field(default=DEFAULT_RETENTION_DAYS, validator=_positive)
+    # SQLite: hold each answer until its record is committed (a crash then loses no answered
+    # response; other workers on the file see it at once), at the cost of throughput. Off: records
+    # are committed every 20 ms in the background, and a crash loses the last ones.
+    commit_before_answer: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.backend == "redis" and not self.redis_url:
@@ -78,7 +82,7 @@ async def router_startup(app: web.Application, settings: Settings) -> None:
     if settings.backend == "redis":
         store: ResponseStore = await RedisStore(redis_url(settings, dict(os.environ))).open()
     else:
-        store = await SQLiteStore(Path(settings.path)).open()
+        store = await SQLiteStore(Path(settings.path), settings.commit_before_answer).open()
     app[SETTINGS], app[STORE] = settings, store
     log.info("response store: %s, kept %g days", settings.backend, settings.retention_days)
 

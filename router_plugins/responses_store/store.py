@@ -8,6 +8,7 @@ time-to-live. Everything blocking runs off the event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,15 @@ from typing import Any, Protocol
 
 import orjson
 
-# Expired rows are deleted every this many writes (and at startup): reads already skip them.
-PURGE_EVERY = 1000
+log = logging.getLogger("llm_router.responses_store")
+
+# Expired rows are deleted at startup and then at most this often (reads already skip them);
+# an index on the expiry makes that a range delete, not a scan of the whole file.
+PURGE_INTERVAL = 60.0
+# Without commit_before_answer: records wait this long in memory to share one transaction ...
+COMMIT_INTERVAL = 0.02
+# ... and once this many wait uncommitted (a disk slower than the traffic), put() waits for the commit.
+MAX_UNCOMMITTED = 10_000
 
 
 class ResponseStore(Protocol):
@@ -31,14 +39,27 @@ class ResponseStore(Protocol):
 
 
 class SQLiteStore:
-    """One SQLite file in the data directory, used from one worker thread (sqlite3 connections are not shared)."""
+    """One SQLite file in the data directory, used from one worker thread (sqlite3 connections are not shared).
 
-    def __init__(self, path: Path) -> None:
+    Writes are grouped: every record queued while a transaction commits (or, without
+    ``commit_before_answer``, within ``COMMIT_INTERVAL``) goes into the next one, so the event
+    loop hands the thread one batch, not one job per request. With ``commit_before_answer``
+    ``put`` returns once its record is committed; without, it returns at once and the record is
+    read from memory (``pending``) until its transaction lands, so this process reads its own
+    writes either way. A read that misses then looks again after the commit interval, for a
+    record another worker on the same file has not committed yet.
+    """
+
+    def __init__(self, path: Path, commit_before_answer: bool = False) -> None:
         self.path = path
+        self.commit_before_answer = commit_before_answer
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responses-store")
         self.db: sqlite3.Connection | None = None
-        self.writes = 0
-        self.queue: list[tuple[tuple[str, float, bytes], asyncio.Future[None]]] = []
+        self.purged_at = 0.0
+        # id → (expires_at, record) until committed; the queue holds the same rows in order.
+        self.pending: dict[str, tuple[float, bytes]] = {}
+        self.queue: list[tuple[str, tuple[float, bytes]]] = []
+        self.committed: asyncio.Future[None] | None = None  # resolved when the queued rows are committed
         self.writer: asyncio.Task[None] | None = None
 
     async def open(self) -> SQLiteStore:
@@ -48,53 +69,75 @@ class SQLiteStore:
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: one statement per call
+        # A record is a few KB: 16 KB pages hold several, so a batch writes fewer pages (a new file only).
+        self.db.execute("PRAGMA page_size=16384")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; a power cut may lose the last writes
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, expires_at REAL, record BLOB)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at)")
         self._purge()
 
     def _purge(self) -> None:
         assert self.db is not None
+        self.purged_at = time.monotonic()
         self.db.execute("DELETE FROM responses WHERE expires_at < ?", (time.time(),))
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def put(self, response_id: str, record: dict[str, Any], ttl: float) -> None:
-        """Returns once the record is committed. Writes that queue up while one commits go
-        together in the next transaction (group commit): one thread hop for many requests."""
-        done = asyncio.get_running_loop().create_future()
-        self.queue.append(((response_id, time.time() + ttl, orjson.dumps(record)), done))
+        row = (time.time() + ttl, orjson.dumps(record))
+        self.pending[response_id] = row
+        self.queue.append((response_id, row))
+        if self.committed is None:
+            self.committed = asyncio.get_running_loop().create_future()
+        committed = self.committed
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_queued())
-        await done
+        if self.commit_before_answer or len(self.pending) > MAX_UNCOMMITTED:
+            await asyncio.shield(committed)
 
     async def _write_queued(self) -> None:
         while self.queue:
+            if not self.commit_before_answer:
+                await asyncio.sleep(COMMIT_INTERVAL)
             batch, self.queue = self.queue, []
+            committed, self.committed = self.committed, None
+            # a row deleted (or written again) since it was queued is not this row any more
+            rows = [(rid, *row) for rid, row in batch if self.pending.get(rid) is row]
             try:
-                await self._run(self._put_many, [row for row, _ in batch])
-            except Exception as exc:  # every waiter hears of it
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+                await self._run(self._put_many, rows)
+            except Exception as exc:
+                if not self.commit_before_answer:  # nobody waits for these: the answers are out
+                    log.error("response store: could not keep %d responses: %s", len(rows), type(exc).__name__)
+                _settle(committed, exc)
+            else:
+                _settle(committed, None)
+            finally:
+                for rid, row in batch:
+                    if self.pending.get(rid) is row:
+                        del self.pending[rid]
 
     def _put_many(self, rows: list[tuple[str, float, bytes]]) -> None:
         assert self.db is not None
         with self.db:  # one transaction
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
-        before, self.writes = self.writes, self.writes + len(rows)
-        if before // PURGE_EVERY != self.writes // PURGE_EVERY:
+        if time.monotonic() - self.purged_at > PURGE_INTERVAL:
             self._purge()
 
     async def get(self, response_id: str) -> dict[str, Any] | None:
-        blob = await self._run(self._get, response_id)
+        blob = self._pending(response_id)
+        if blob is None:
+            blob = await self._run(self._get, response_id)
+        if blob is None and not self.commit_before_answer:  # another worker's record may be on its way
+            await asyncio.sleep(2 * COMMIT_INTERVAL)
+            blob = self._pending(response_id) or await self._run(self._get, response_id)
         return None if blob is None else orjson.loads(blob)
+
+    def _pending(self, response_id: str) -> bytes | None:
+        row = self.pending.get(response_id)
+        return row[1] if row is not None and row[0] >= time.time() else None
 
     def _get(self, response_id: str) -> bytes | None:
         assert self.db is not None
@@ -104,18 +147,31 @@ class SQLiteStore:
         return row[0] if row else None
 
     async def delete(self, response_id: str) -> bool:
-        return await self._run(self._delete, response_id)
+        row = self.pending.pop(response_id, None)  # a queued write of it is dropped
+        deleted = await self._run(self._delete, response_id)  # after any batch already handed to the thread
+        return deleted or (row is not None and row[0] >= time.time())
 
     def _delete(self, response_id: str) -> bool:
         assert self.db is not None
         return self.db.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
 
     async def close(self) -> None:
-        if self.writer is not None:
+        """Commits what is still queued (an orderly shutdown loses nothing)."""
+        while self.writer is not None and not self.writer.done():
             await asyncio.gather(self.writer, return_exceptions=True)
         if self.db is not None:
             await self._run(self.db.close)
         self.executor.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future[None] | None, exc: BaseException | None) -> None:
+    if future is None or future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
+        future.exception()  # retrieved: nobody may be waiting
 
 
 class RedisStore:
