@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3, help="measured per point, after 1 s of warm-up")
     parser.add_argument("--concurrency", default="8,1", help="comma-separated wrk connection counts")
+    parser.add_argument(
+        "--retention-seconds",
+        type=float,
+        help="responses-store: keep records this long, so the store is full and purging while measured",
+    )
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, plugins in configs.items():
         port = bench.free_port()
         config, _ = bench.gateway_config(up_port, port, plugins, tmp=tmp / name)
+        if args.retention_seconds and "responses-store" in config["plugins"]:
+            config["plugins"]["responses-store"]["retention_days"] = args.retention_seconds / 86400
         (tmp / name).mkdir()
         (tmp / name / "plugins.toml").write_text(bench.to_toml(config))
         cli = Path(py).parent / "llm-router"

@@ -19,9 +19,9 @@ import orjson
 
 log = logging.getLogger("llm_router.responses_store")
 
-# Expired rows are deleted at startup and then at most this often (reads already skip them);
-# an index on the expiry makes that a range delete, not a scan of the whole file.
-PURGE_INTERVAL = 60.0
+# Expired rows are deleted at startup and then at most this often, a second's worth at a time
+# (reads already skip them).
+PURGE_INTERVAL = 1.0
 # Without commit_before_answer: records wait this long in memory to share one transaction ...
 COMMIT_INTERVAL = 0.02
 # ... and once this many wait uncommitted (a disk slower than the traffic), put() waits for the commit.
@@ -74,13 +74,23 @@ class SQLiteStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; a power cut may lose the last writes
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, expires_at REAL, record BLOB)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at)")
-        self._purge()
+        self.db.execute("DELETE FROM responses WHERE expires_at < ?", (time.time(),))  # every expired row, once
+        self.purged_at = time.monotonic()
 
     def _purge(self) -> None:
+        """Rows are appended as they are made (rowid order), so the expired ones are at the head: delete
+        up to the first that is not, without an index on the expiry (it would cost every write a third
+        of its time). A row kept shorter than an older one (retention lowered) waits for it, or a restart."""
         assert self.db is not None
         self.purged_at = time.monotonic()
-        self.db.execute("DELETE FROM responses WHERE expires_at < ?", (time.time(),))
+        now = time.time()
+        kept = self.db.execute(
+            "SELECT rowid FROM responses WHERE expires_at >= ? ORDER BY rowid LIMIT 1", (now,)
+        ).fetchone()
+        if kept is None:
+            self.db.execute("DELETE FROM responses WHERE expires_at < ?", (now,))
+        else:
+            self.db.execute("DELETE FROM responses WHERE rowid < ?", kept)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

@@ -156,21 +156,36 @@ async def test_a_slow_disk_makes_put_wait_instead_of_growing_memory(path, monkey
         await store.close()
 
 
-async def test_new_files_get_16k_pages_and_an_expiry_index(path):
+async def test_new_files_get_16k_pages(path):
     store = await SQLiteStore(path).open()
     await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA page_size").fetchone() == (16384,)
-        indexes = [row[1] for row in db.execute("PRAGMA index_list(responses)")]
-    assert "responses_expiry" in indexes
 
 
-async def test_expired_rows_are_purged_at_startup(path):
+async def test_expired_rows_are_purged_at_startup_and_from_the_head_while_running(path):
     store = await SQLiteStore(path).open()
     await store.put("gen_old", {"n": 0}, ttl=-1)
-    await store.put("gen_new", {"n": 1}, ttl=60)
+    await store.put("gen_short", {"n": 1}, ttl=0.05)
+    await store.put("gen_new", {"n": 2}, ttl=60)
+    await store.put("gen_later_short", {"n": 3}, ttl=-1)  # behind a row that is still kept
     await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM responses").fetchone() == (2,)
-    await (await SQLiteStore(path).open()).close()
-    assert not on_disk(path, "gen_old") and on_disk(path, "gen_new")
+        assert db.execute("SELECT count(*) FROM responses").fetchone() == (4,)
+    await (await SQLiteStore(path).open()).close()  # startup: every expired row
+    assert not on_disk(path, "gen_old") and not on_disk(path, "gen_later_short")
+    assert on_disk(path, "gen_short") and on_disk(path, "gen_new")
+
+    store = await SQLiteStore(path).open()
+    try:
+        await asyncio.sleep(0.06)
+        await store.put("gen_next", {"n": 4}, ttl=-1)
+        await store.put("gen_last", {"n": 5}, ttl=60)
+        store.purged_at -= store_module.PURGE_INTERVAL  # due at the next commit
+        await store.writer
+        assert not on_disk(path, "gen_short")  # expired at the head: gone
+        # behind a kept row: read as missing, deleted at the next start
+        assert on_disk(path, "gen_new") and on_disk(path, "gen_next")
+        assert await store.get("gen_next") is None
+    finally:
+        await store.close()
