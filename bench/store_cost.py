@@ -118,13 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print()
     print(
-        "| c | rps with | rps without | cost (medians) | per round | p50 with / without | CPU/request with / without |"
+        "| c | rps with | rps without | cost (of the medians) | each round (their median) | p50 with / without | CPU/request with / without |"
     )
     print("|---|---|---|---|---|---|---|")
     for c in levels:
         a, b = runs[("with", c)], runs[("without", c)]
         rps_a, rps_b = statistics.median(m["rps"] for m in a), statistics.median(m["rps"] for m in b)
-        rounds = ", ".join(f"{100 * (1 - x['rps'] / y['rps']):.0f}%" for x, y in zip(a, b, strict=True))
+        costs = [100 * (1 - x["rps"] / y["rps"]) for x, y in zip(a, b, strict=True)]
+        rounds = ", ".join(f"{x:.0f}%" for x in costs) + f" ({statistics.median(costs):.1f} %)"
         p50 = f"{statistics.median(m['p50_ms'] for m in a):.2f} / {statistics.median(m['p50_ms'] for m in b):.2f} ms"
         cpu_a, cpu_b = statistics.median(m["cpu_us"] for m in a), statistics.median(m["cpu_us"] for m in b)
         print(

@@ -29,7 +29,7 @@ async def test_put_returns_before_the_commit_and_reads_its_own_writes(path):
         await store.put("gen_a", {"n": 1}, ttl=60)
         assert "gen_a" in store.pending and not on_disk(path, "gen_a")  # answered before the commit ...
         assert await store.get("gen_a") == {"n": 1}  # ... and already readable here
-        await store.writer
+        await store.committed()
         assert store.pending == {} and on_disk(path, "gen_a")
         assert await store.get("gen_a") == {"n": 1}  # from the file now
     finally:
@@ -42,11 +42,13 @@ async def test_many_puts_share_one_transaction(path, monkeypatch):
     put_many = store._put_many
     monkeypatch.setattr(store, "_put_many", lambda rows: (batches.append(len(rows)), put_many(rows))[1])
     try:
-        for n in range(50):
+        for n in range(123):  # 100 + 2 × 10 + 3 × 1 rows per INSERT
             await store.put(f"gen_{n}", {"n": n}, ttl=60)
-        await store.writer
-        assert batches == [50]
-        assert [await store.get(f"gen_{n}") for n in (0, 49)] == [{"n": 0}, {"n": 49}]
+        await store.committed()
+        assert batches == [123]
+        with sqlite3.connect(path) as db:
+            stored = db.execute("SELECT id, record FROM responses ORDER BY rowid").fetchall()
+        assert stored == [(f"gen_{n}", b'{"n":%d}' % n) for n in range(123)]
     finally:
         await store.close()
 
@@ -59,7 +61,7 @@ async def test_delete_wins_over_a_queued_write_and_expiry_is_honoured_before_the
         assert await store.delete("gen_b") is False
         await store.put("gen_c", {"n": 3}, ttl=-1)  # already expired: never served, even before its commit
         assert await store.get("gen_c") is None
-        await store.writer
+        await store.committed()
         assert not on_disk(path, "gen_b")
         assert await store.get("gen_b") is None and await store.get("gen_c") is None
     finally:
@@ -72,7 +74,7 @@ async def test_a_delete_after_the_batch_left_for_the_thread_still_deletes(path):
         await store.put("gen_d", {"n": 4}, ttl=60)
         await asyncio.sleep(store_module.COMMIT_INTERVAL * 1.5)  # the batch is being committed or done
         assert await store.delete("gen_d") is True
-        await store.writer
+        await store.committed()
         assert not on_disk(path, "gen_d") and await store.get("gen_d") is None
     finally:
         await store.close()
@@ -122,7 +124,7 @@ async def test_a_failed_commit_is_logged_and_forgotten(path, monkeypatch, caplog
     try:
         with caplog.at_level(logging.ERROR, "llm_router.responses_store"):
             await store.put("gen_g", {"n": 7}, ttl=60)  # the answer is out already
-            await store.writer
+            await store.committed()
         assert "could not keep 1 responses: OperationalError" in caplog.text
         assert store.pending == {} and await store.get("gen_g") is None
     finally:
@@ -182,7 +184,7 @@ async def test_expired_rows_are_purged_at_startup_and_from_the_head_while_runnin
         await store.put("gen_next", {"n": 4}, ttl=-1)
         await store.put("gen_last", {"n": 5}, ttl=60)
         store.purged_at -= store_module.PURGE_INTERVAL  # due at the next commit
-        await store.writer
+        await store.committed()
         assert not on_disk(path, "gen_short")  # expired at the head: gone
         # behind a kept row: read as missing, deleted at the next start
         assert on_disk(path, "gen_new") and on_disk(path, "gen_next")
