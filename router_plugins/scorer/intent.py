@@ -3,19 +3,24 @@
 Each tag's ``name: description`` and the prompt are sentence vectors: all-MiniLM-L6-v2
 distilled to static token vectors (``sentence.py``) and, when loaded, the WordLlama vectors
 (``embed.py``); the similarity is the mean of the two cosines (``MINILM_WEIGHT``; each alone
-is weaker on development data). The best tag is the most similar one. It is chosen unless
-the closest of a fixed list of everyday topics (``lexicon.TOPICS``) that no tag of the
-request covers is clearly closer: a prompt about cooking sent to tags
-for law and medicine lands much nearer "cooking" than either, so it gets no tag. The bar
-(``MARGIN``) and the coverage cut (``COVERED``) were chosen on public development data only
-(``bench/scoring_eval.py --bars``, docs/routing-intelligence.md).
+is weaker on development data). Before comparing, half of the average prompt's vector is taken
+off the prompt's (``CENTRE``, ``tag_model.json``): static word vectors share one large common
+direction, which makes every prompt look alike to every description. The best tag is the most
+similar one. It is chosen unless the closest few of a fixed list of everyday topics
+(``lexicon.TOPICS``) that no tag of the request covers are clearly closer: a prompt about
+cooking sent to tags for law and medicine lands much nearer "cooking" than either, so it gets
+no tag. The bar (``MARGIN``, ``RIVALS``), the coverage cut (``COVERED``) and the centre were
+chosen on public development data only (``bench/scoring_eval.py --bars``,
+``bench/scoring_eval_fit.py``, docs/routing-intelligence.md).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,17 +29,28 @@ from .embed import Embedder
 from .lexicon import TOPICS
 from .sentence import CACHED_TEXT_CHARS, encoder
 
-#: Similarity = this × MiniLM cosine + (1 − this) × WordLlama cosine. Best tag on development data:
-#: 0 (WordLlama alone) 47.8 % task types / 68.5 % subjects, 0.35 52.5 / 74.4, 0.5 53.5 / 73.8, 0.65 54.8 / 71.9
-#: (bench/scoring_eval.py --weights); 0.5 has the highest sum.
-MINILM_WEIGHT = 0.5
+#: Similarity = this × MiniLM cosine + (1 − this) × WordLlama cosine. Best tag on development data (half 0,
+#: with the centre below): 0 (WordLlama alone) 49.5 % task types / 65.0 % subjects / 47.1 % medical
+#: specialties, 0.2 49.2 / 66.6 / 48.5, 0.35 50.2 / 67.2 / 49.6, 0.5 50.5 / 66.3 / 48.1, 0.65 50.8 / 64.6 / 44.0
+#: (bench/scoring_eval.py --weights); 0.35 has the highest sum.
+MINILM_WEIGHT = 0.35
+#: Share of the average prompt's vector taken off each prompt's (per model) before matching. Best tag on
+#: development data (half 0), centre 0 → 0.5: task types 49.9 → 50.2 %, subjects 66.0 → 67.2 %, medical
+#: specialties 47.5 → 49.1 % (0.3 and 0.7 sum lower; bench/scoring_eval.py --centre).
+CENTRE = 0.5
+#: The average prompt vectors (bench/scoring_eval_fit.py --centre), with the probe below.
+MODEL_FILE = Path(__file__).with_name("tag_model.json")
+#: The centre holds only for the vectors it was computed on: this sentence's MiniLM vector is saved with it.
+PROBE = "Which tag fits this prompt best: law, medicine, cooking or programming?"
+#: The rival is the mean of the closest this many uncovered topics: at a fixed share of removed-tag prompts
+#: getting no tag, 0.5–2.6 points more accuracy on each development set than the closest topic alone.
+RIVALS = 3
 #: A topic at least this similar to one of the request's tags is that tag's own ground, not a rival.
 COVERED = 0.6
-#: The best tag may trail the closest uncovered topic by at most this much cosine, else no tag.
-#: At 0 a nearby generic topic ("greetings and small talk", "geography") took 31 % of the
-#: in-scope development task prompts; at -0.06 it takes 15 % (subjects: 9 % → 2 %), and a
-#: prompt whose tag was removed gets no tag 22 % / 19 % of the time instead of 42 % / 47 %.
-MARGIN = -0.06
+#: The best tag may trail the rival topics by at most this much cosine, else no tag: the strictest bar
+#: (0, -0.02, … -0.08) that keeps in-scope prompts losing their tag to ≤ 15 % on every development set's
+#: half 0 (-0.07 loses 15.6 % of task-type prompts; bench/scoring_eval.py --bars, docs/routing-intelligence.md).
+MARGIN = -0.08
 #: Cosine → 0..1 match: ``sigmoid(SLOPE × (cos − bar))``, so a match of 0.5 is exactly the bar.
 SLOPE = 25.0
 #: Below this match no tag is chosen (the bar above, on the 0..1 scale).
@@ -44,6 +60,20 @@ MIN_MATCH = 0.5
 def tag_text(name: str, description: str) -> str:
     """What a tag is matched on: its name (words, not identifiers) and its description."""
     return f"{name.replace('_', ' ').replace('-', ' ')}: {description}"
+
+
+@functools.cache
+def centres() -> tuple[np.ndarray, np.ndarray]:
+    """(MiniLM, WordLlama) average prompt vectors × ``CENTRE``, fitted on development prompts."""
+    data = json.loads(MODEL_FILE.read_text())
+    if float(np.asarray(data["probe"], dtype=np.float32) @ encoder().embed(PROBE)) < 0.99:
+        raise RuntimeError("the distilled vectors differ from those the tag model was fitted on")
+    return tuple(CENTRE * np.asarray(data[k], dtype=np.float32) for k in ("minilm", "wordllama"))
+
+
+def _centred(vector: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    out = vector - centre
+    return out / (float(np.linalg.norm(out)) or 1.0)
 
 
 def _descriptions(texts: list[str], embedder: Embedder | None) -> np.ndarray:
@@ -61,9 +91,14 @@ def _topic_vectors(embedder: Embedder | None) -> np.ndarray:
 
 def _prompt_vector(prompt: str, embedder: Embedder | None) -> np.ndarray:
     _, minilm = encoder().read(prompt)
-    if embedder is None or not minilm.any():
+    if not minilm.any():
         return minilm
-    return np.concatenate([math.sqrt(MINILM_WEIGHT) * minilm, math.sqrt(1 - MINILM_WEIGHT) * embedder.embed(prompt)])
+    centre_minilm, centre_wordllama = centres()
+    minilm = _centred(minilm, centre_minilm)
+    if embedder is None:
+        return minilm
+    wordllama = _centred(embedder.embed(prompt), centre_wordllama)
+    return np.concatenate([math.sqrt(MINILM_WEIGHT) * minilm, math.sqrt(1 - MINILM_WEIGHT) * wordllama])
 
 
 def match_tags(
@@ -87,7 +122,8 @@ def match_tags(
     free = (topics @ tag_vectors.T).max(axis=1) < COVERED
     topic_similarity = topics[free] @ prompt_vector
     rival = int(np.argmax(topic_similarity)) if free.any() else None
-    bar = (float(topic_similarity[rival]) if rival is not None else -1.0) + MARGIN
+    closest = np.sort(topic_similarity)[-RIVALS:]
+    bar = (float(closest.mean()) if rival is not None else -1.0) + MARGIN
     match = [1.0 / (1.0 + math.exp(-SLOPE * (float(s) - bar))) for s in similarity]
     scores = {t.name: round(m, 3) for t, m in zip(tags, match, strict=True)}
     ranked = sorted(range(len(tags)), key=match.__getitem__, reverse=True)

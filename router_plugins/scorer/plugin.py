@@ -12,8 +12,8 @@ from aiohttp import web
 from router_core import Manifest, RequestContext, hookimpl
 from router_lib.embedding import EMBEDDER
 
-from . import context
-from .complexity import complexity
+from . import context, intent
+from .complexity import complexity, fitted_model
 from .embed import Embedder, embedder
 from .image_intent import wants_image
 from .intent import match_tags
@@ -41,6 +41,8 @@ def router_startup(app: web.Application) -> None:
     if model is not None:
         app[EMBEDDER] = model  # shared with the plugins that compare texts, never a second copy
     encoder()  # the distilled MiniLM vectors (built at install); missing ones stop startup with how to build them
+    fitted_model()  # the complexity weights and the tag centre must fit those vectors: a mismatch stops startup
+    intent.centres()
 
 
 @hookimpl(trylast=True)

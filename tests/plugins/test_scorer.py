@@ -62,20 +62,20 @@ def test_dev_set_is_large_and_varied():
 
 
 def test_tag_accuracy_regression():
-    """A floor under today's figure (77 %; the best tag alone is right on 84 %: see the docs)."""
-    assert tag_accuracy(with_embeddings=True) >= 0.74
+    """A floor under today's figure (83 %; the best tag alone is right on 87 %: see the docs)."""
+    assert tag_accuracy(with_embeddings=True) >= 0.8
 
 
 def test_in_scope_prompts_mostly_get_a_tag():
-    """The "no tag" bar must not swallow everyday prompts that one of the tags covers (12 % today, was 28 %)."""
+    """The "no tag" bar must not swallow everyday prompts that one of the tags covers (5 % today, was 28 %, then 12 %)."""
     rows = [(tags, prompt) for tags, tag, _, prompt in load_prompts() if tag is not None]
     lost = sum(match_tags(prompt, tags, embedder())[0] is None for tags, prompt in rows)
-    assert lost / len(rows) <= 0.15
+    assert lost / len(rows) <= 0.08
 
 
 def test_tag_accuracy_without_wordllama():
-    """The fallback when the WordLlama vectors cannot load: MiniLM alone (59 % today)."""
-    assert tag_accuracy(with_embeddings=False) >= 0.55
+    """The fallback when the WordLlama vectors cannot load: MiniLM alone (68 % today)."""
+    assert tag_accuracy(with_embeddings=False) >= 0.65
 
 
 def test_paraphrase_without_shared_words():
@@ -85,9 +85,9 @@ def test_paraphrase_without_shared_words():
     ]
     assert match_tags("my card was billed twice", tags, embedder())[0] == "billing"
     assert match_tags("I can't log in, the reset email never arrives", tags, embedder())[0] == "account"
-    # No shared word at all: billing is still the closer tag, though "personal finance" (no tag's ground) wins the bar.
-    _, scores, why = match_tags("you took money from me twice for the same thing", tags, embedder())
-    assert scores["billing"] > scores["account"] and "personal finance" in why
+    # No shared word at all: billing is still the closer tag, and it clears the bar of the uncovered topics.
+    tag, scores, _ = match_tags("you took money from me twice for the same thing", tags, embedder())
+    assert tag == "billing" and scores["billing"] > scores["account"]
 
 
 def test_no_tag_when_an_uncovered_topic_is_closer():

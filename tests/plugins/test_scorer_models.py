@@ -58,6 +58,45 @@ def test_topics_covered_by_a_tag_are_not_its_rivals():
     assert [t for t, c in zip(intent.TOPICS, covered, strict=True) if c] == ["cooking, recipes and food"]
 
 
+def test_tag_centre_fits_these_vectors_and_no_reserved_set():
+    """The average prompt vectors come from development sets only, and from this install's distilled vectors."""
+    data = json.loads(intent.MODEL_FILE.read_text())
+    reserved = {"mmlu", "math", "gsm8k", "humaneval", "bbh", "agieval", "gpqa", "truthfulqa"}
+    assert data["sets"] and not reserved & set(data["sets"])
+    assert len(data["minilm"]) == encoder().dimensions and len(data["wordllama"]) == 256
+    intent.centres.cache_clear()
+    minilm, wordllama = intent.centres()
+    assert np.linalg.norm(minilm) == pytest.approx(intent.CENTRE * np.linalg.norm(data["minilm"]), rel=1e-4)
+    assert wordllama.shape == (256,)
+
+
+def test_centring_pulls_unrelated_prompts_apart():
+    """Static vectors share one common direction; taking half the average prompt off makes unrelated prompts
+    less alike while a paraphrase stays close."""
+    model = encoder()
+    centre, _ = intent.centres()
+    texts = ("Which drug lowers blood pressure fastest?", "Who won the football world cup in 1998?")
+    raw = [model.embed(t) for t in texts]
+    centred = [intent._centred(v, centre) for v in raw]
+    assert centred[0] @ centred[1] < raw[0] @ raw[1] - 0.1
+    paraphrase = intent._centred(model.embed("What medicine reduces high blood pressure quickly?"), centre)
+    assert paraphrase @ centred[0] > centred[0] @ centred[1] + 0.2
+
+
+def test_the_bar_is_the_mean_of_the_closest_uncovered_topics():
+    tags = [type("T", (), {"name": "law", "description": "legal questions, contracts and courts"})()]
+    prompt = "my landlord kept the deposit: can I take him to a small claims court?"
+    _, scores, _ = intent.match_tags(prompt, tags, None)
+    prompt_vector = intent._prompt_vector(prompt, None)
+    tag_vector = intent._descriptions([intent.tag_text("law", tags[0].description)], None)[0]
+    topics = intent._topic_vectors(None)
+    free = topics @ tag_vector < intent.COVERED
+    assert 0 < free.sum() < len(topics)  # "law and legal questions" is the tag's own ground
+    bar = np.sort(topics[free] @ prompt_vector)[-intent.RIVALS :].mean() + intent.MARGIN
+    expected = 1 / (1 + np.exp(-intent.SLOPE * (tag_vector @ prompt_vector - bar)))
+    assert scores["law"] == pytest.approx(expected, abs=1e-3)
+
+
 def test_complexity_weights_match_the_features():
     data = json.loads(complexity_module.MODEL_FILE.read_text())
     n = encoder().dimensions + len(difficulty.NAMES)
@@ -101,5 +140,5 @@ async def test_on_the_event_loop_scoring_runs_in_a_worker_thread(monkeypatch):
 
 def test_complexity_weights_fit_these_vectors():
     """The saved probe vector matches this install's vectors (a different distillation would fail here)."""
-    complexity_module._model.cache_clear()
-    assert complexity_module._model()[2].shape == (encoder().dimensions + len(difficulty.NAMES),)
+    complexity_module.fitted_model.cache_clear()
+    assert complexity_module.fitted_model()[2].shape == (encoder().dimensions + len(difficulty.NAMES),)
