@@ -203,6 +203,8 @@ def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         client named it (the upstream's own id is ``ctx.upstream_reply_id``). For a store:
         the client may send a follow-up as soon as it has the answer, so make it readable
         before returning (written to disk then, or kept in memory until a later commit).
+        A hook that renders the answer in the client's dialect may leave it in ``ctx.reply_body``
+        for the pipeline to send instead of rendering it again.
     """
 
 

@@ -157,6 +157,8 @@ async def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         await ctx.app[STORE].put(reply.id, record, settings.retention_days * 86400)
     except Exception as exc:  # the answer is good; a follow-up on it will say the id is unknown
         log.error("response store: could not keep %s: %s", reply.id, type(exc).__name__)
+    # Serialised by now: the client gets the same response, rendered once (the pipeline may change it).
+    ctx.reply_body = record["response"]
 
 
 @attrs.frozen

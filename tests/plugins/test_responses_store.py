@@ -10,6 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from router_core import hookimpl
 from router_core.config import ConfigError
 from tests.conftest import sdk
 from tests.fakes import chat_completion
@@ -309,3 +310,29 @@ async def test_a_store_that_cannot_be_read_refuses_the_follow_up(gateway, upstre
         await client.responses.create(model="chatonly/llama", input="Who am I?", previous_response_id=made.id)
     assert caught.value.status_code == 503 and caught.value.body["code"] == "store_unavailable"
     assert len(upstream.requests) == sent
+
+
+class UsageNote:
+    """A plugin that adds a usage detail, as planning does."""
+
+    @hookimpl
+    def pre_request(self, ctx):
+        ctx.add_usage_detail("planning_usage_details", {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10})
+
+
+async def test_the_client_gets_the_same_answer_with_the_store_rendered_once(make_gateway, store_config):
+    """The store renders the response once for itself and the client; the usage added since is there too."""
+    body = {"model": "chatonly/llama", "input": "Hi there", "metadata": {"k": "v"}}
+    answers = []
+    for enabled in (["responses-store"], []):
+        store_config["plugins"]["enabled"] = enabled
+        gateway = await make_gateway(store_config, plugins=[("usage-note", UsageNote())])
+        answer = await (await gateway.post("/v1/responses", json=body)).json()
+        answers.append((gateway, answer))
+    (with_store, kept), (_, plain) = answers
+    assert kept["usage"]["planning_usage_details"] == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    volatile = ("id", "created_at", "completed_at", "output")
+    assert {k: v for k, v in kept.items() if k not in volatile} == {k: v for k, v in plain.items() if k not in volatile}
+    assert [{**i, "id": None} for i in kept["output"]] == [{**i, "id": None} for i in plain["output"]]
+    stored = await (await with_store.get(f"/v1/responses/{kept['id']}")).json()
+    assert stored["output"] == kept["output"] and stored["output_text"] == kept["output_text"]
