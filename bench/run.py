@@ -352,32 +352,39 @@ def _busy_jiffies() -> int:
     return user + nice + system + steal
 
 
+def _pid_jiffies(pid: int) -> int:
+    """A process's CPU time so far (all its threads), in clock ticks; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _own_jiffies(pids: list[int]) -> int:
     total = sum(os.times()[:4]) * os.sysconf("SC_CLK_TCK")  # this script and its reaped children
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return int(total)
+    return int(total) + sum(_pid_jiffies(pid) for pid in pids)
 
 
 class CpuWatch:
-    """CPU used on this machine by processes that are not ours, as % of one core."""
+    """CPU used on this machine by processes that are not ours, as % of one core, and the
+    CPU time the target process spent (which other processes disturb far less than its rps)."""
 
-    def __init__(self, procs: Processes) -> None:
-        self.procs = procs
+    def __init__(self, procs: Processes, target_pid: int | None = None) -> None:
+        self.procs, self.target_pid = procs, target_pid
 
     def __enter__(self) -> CpuWatch:
         self.t0, self.busy0, self.own0 = time.monotonic(), _busy_jiffies(), _own_jiffies(self._pids())
+        self.target0 = _pid_jiffies(self.target_pid) if self.target_pid else 0
         return self
 
     def __exit__(self, *exc: object) -> None:
         elapsed = max(time.monotonic() - self.t0, 1e-3)
+        tick = os.sysconf("SC_CLK_TCK")
         foreign = (_busy_jiffies() - self.busy0) - (_own_jiffies(self._pids()) - self.own0)
-        self.foreign_pct = max(0.0, 100 * foreign / os.sysconf("SC_CLK_TCK") / elapsed)
+        self.foreign_pct = max(0.0, 100 * foreign / tick / elapsed)
+        self.target_seconds = (_pid_jiffies(self.target_pid) - self.target0) / tick if self.target_pid else 0.0
 
     def _pids(self) -> list[int]:
         return [p.pid for name, p in self.procs.children if name != "load" and p.poll() is None]
@@ -407,11 +414,13 @@ class Load:
             raise SystemExit(f"load generator failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
         return out.decode(errors="replace")
 
-    def measure(self, url: str, connections: int, seconds: int, warmup: int) -> dict[str, Any]:
+    def measure(
+        self, url: str, connections: int, seconds: int, warmup: int, target_pid: int | None = None
+    ) -> dict[str, Any]:
         if self.wrk:
             if warmup:
                 self._run(self.wrk_argv(url, connections, warmup), warmup + 30)
-            with CpuWatch(self.procs) as watch:
+            with CpuWatch(self.procs, target_pid) as watch:
                 out = self._run(self.wrk_argv(url, connections, seconds), seconds + 30)
             line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT")), None)
             if line is None:
@@ -426,12 +435,15 @@ class Load:
                 "non2xx": int(status),
                 "errors": int(socket_errors),
                 "foreign_cpu_pct": round(watch.foreign_pct, 1),
+                # the target's CPU per answered request (µs): what a core costs per request
+                "cpu_us": round(1e6 * watch.target_seconds / max(int(requests), 1), 1),
             }
         argv = [sys.executable, str(BENCH / "loadgen.py"), "--url", url, "--body", str(self.body_file)]
         argv += ["--connections", str(connections), "--duration", str(seconds), "--warmup", str(warmup)]
-        with CpuWatch(self.procs) as watch:
+        with CpuWatch(self.procs, target_pid) as watch:
             result = json.loads(self._run(argv, seconds + warmup + 30).strip().splitlines()[-1])
-        return {**result, "foreign_cpu_pct": round(watch.foreign_pct, 1)}
+        cpu_us = round(1e6 * watch.target_seconds / max(int(result.get("requests", 0)), 1), 1)
+        return {**result, "foreign_cpu_pct": round(watch.foreign_pct, 1), "cpu_us": cpu_us}
 
 
 # Extra request headers per port (the gateway's client key with --ops).
@@ -503,7 +515,7 @@ def profile(procs: Processes, load: Load, gateway_pid: int, url: str, seconds: i
         return "py-spy not found (pip install py-spy), no profile"
     if not load.wrk:
         return "profile needs wrk, skipped"
-    raw = tmp / "profile.txt"
+    raw = Path(os.environ.get("BENCH_PROFILE_RAW") or tmp / "profile.txt")
     driver = procs.start("load", load.wrk_argv(url, 8, seconds + 3), core)
     time.sleep(1)
     spy = procs.start(
@@ -712,6 +724,12 @@ def main(argv: list[str] | None = None) -> int:
         default="chat",
         help="what the gateway is sent (direct and passthrough always get the chat body)",
     )
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="a quick comparison while developing: passthrough and gateway at c8 only, with their CPU per "
+        "request (robust to other processes on the machine), no report",
+    )
     args = parser.parse_args(argv)
     seconds = args.duration or (2 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
@@ -814,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready("gateway", gateway, gw_port, gw_log)
 
         ports = {"direct": up_port, "passthrough": bare_port, "gateway": gw_port}
+        pids = {"direct": upstream.pid, "passthrough": bare.pid, "gateway": gateway.pid}
         for name, port in ports.items():
             sanity(name, port, *((gw_body, gw_path) if name == "gateway" else (body,)))
 
@@ -823,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
             f"gateway sent {gw_path}" + (f"; store {store_url}, ledger SQLite, client key with limits" if key else "")
         )
         results: dict[str, dict[int, dict[str, Any]]] = {}
+        if args.cpu_only:
+            del ports["direct"]
         for name, port in ports.items():
             results[name] = {}
             target, url = (
@@ -830,10 +851,10 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "gateway"
                 else (load, f"http://{HOST}:{port}/v1/chat/completions")
             )
-            for c in CONCURRENCIES:
+            for c in (8,) if args.cpu_only else CONCURRENCIES:
                 # On a shared machine, a point disturbed by other processes is measured again
                 # (at most twice more) and the least disturbed measurement is kept.
-                r = target.measure(url, c, seconds, warmup)
+                r = target.measure(url, c, seconds, warmup, pids[name])
                 for _ in range(args.retries):
                     if r["foreign_cpu_pct"] <= NOISE_PCT:
                         break
@@ -841,11 +862,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"  {name:<12} c{c:<3} disturbed (other CPU {r['foreign_cpu_pct']:.0f}%), measuring again",
                         flush=True,
                     )
-                    again = target.measure(url, c, seconds, warmup)
+                    again = target.measure(url, c, seconds, warmup, pids[name])
                     r = min(r, again, key=lambda x: x["foreign_cpu_pct"])
                 results[name][c] = r
                 print(
-                    f"  {name:<12} c{c:<3} {fmt_rps(r['rps']):>8} rps  p50 {fmt_ms(r['p50_ms']):>9}  p99 {fmt_ms(r['p99_ms']):>9}  non-2xx {r['non2xx']}  errors {r['errors']}  other CPU {r['foreign_cpu_pct']:.0f}%",
+                    f"  {name:<12} c{c:<3} {fmt_rps(r['rps']):>8} rps  p50 {fmt_ms(r['p50_ms']):>9}  p99 {fmt_ms(r['p99_ms']):>9}  non-2xx {r['non2xx']}  errors {r['errors']}  other CPU {r['foreign_cpu_pct']:.0f}%  CPU/request {r['cpu_us']:.0f} µs",
                     flush=True,
                 )
                 if gateway.poll() is not None:
@@ -853,6 +874,13 @@ def main(argv: list[str] | None = None) -> int:
                         "the gateway died under load; its log:\n" + gw_log.read_text(errors="replace")[-4000:]
                     )
 
+        if args.cpu_only:
+            gw, bare = results["gateway"][8], results["passthrough"][8]
+            print(
+                f"gateway/passthrough at c8: rps {100 * gw['rps'] / bare['rps']:.0f} %, "
+                f"CPU per request {gw['cpu_us']:.0f} / {bare['cpu_us']:.0f} µs = {100 * bare['cpu_us'] / gw['cpu_us']:.0f} %"
+            )
+            return 0
         stream = streaming_check({"direct": up_port, "gateway": gw_port}, body, repeats=3 if args.quick else 7)
         table, misses = report(results, stream, plugins)
         print()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,65 +71,72 @@ def serve_dialect(app: web.Application, path: str, dialect: Dialect, endpoint=No
     app.router.add_post(path, endpoint or pipeline, name=name or dialect.name)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """The one place exceptions become OpenAI-shaped error bodies."""
-    try:
-        return await handler(request)
-    except (PayloadTooLarge, RequestTimeout) as error:
-        # The rest of the body is not worth reading: answer and hang up.
-        resp = json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
-        resp.force_close()
-        return resp
-    except GatewayError as error:
-        return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        # The client went away while its answer was being written: nothing to answer, nothing
-        # failed. Handled as the cancellation it is (aiohttp closes the connection quietly).
-        log.debug("client went away on %s %s", request.method, request.path)
-        raise asyncio.CancelledError from None
-    except web.HTTPRequestEntityTooLarge:
-        return json_error(
-            PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
-        )
-    except web.HTTPNotFound:
-        return json_error(NotFound(f"No route for {request.method} {request.path}."))
-    except web.HTTPMethodNotAllowed:
-        return json_error(MethodNotAllowed(f"{request.method} is not allowed on {request.path}."))
-    except web.HTTPException:
-        raise
-    except Exception as exc:
-        # The type only (traceback at debug level): an exception's message may quote request text.
-        log.error(
-            "unhandled %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.path,
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
-        return json_error(GatewayError("The gateway failed to handle the request."))
+def errors_middleware(gate: Callable[[web.Request], None] | None = None):
+    """The one place exceptions become error bodies in the client's dialect.
+
+    ``gate`` (the client key check, or the loopback-only check without keys) runs first
+    inside it: a plain call rather than another middleware layer on every request.
+    """
+
+    @web.middleware
+    async def errors(request: web.Request, handler) -> web.StreamResponse:
+        try:
+            if gate is not None and request.path not in OPEN_PATHS:
+                gate(request)
+            return await handler(request)
+        except (PayloadTooLarge, RequestTimeout) as error:
+            # The rest of the body is not worth reading: answer and hang up.
+            resp = json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
+            resp.force_close()
+            return resp
+        except GatewayError as error:
+            return json_error(error, request.app[ROUTE_DIALECTS].get(request.path))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            # The client went away while its answer was being written: nothing to answer, nothing
+            # failed. Handled as the cancellation it is (aiohttp closes the connection quietly).
+            log.debug("client went away on %s %s", request.method, request.path)
+            raise asyncio.CancelledError from None
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(
+                PayloadTooLarge("The request body is larger than the gateway's limit (server.max_body_bytes).")
+            )
+        except web.HTTPNotFound:
+            return json_error(NotFound(f"No route for {request.method} {request.path}."))
+        except web.HTTPMethodNotAllowed:
+            return json_error(MethodNotAllowed(f"{request.method} is not allowed on {request.path}."))
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            # The type only (traceback at debug level): an exception's message may quote request text.
+            log.error(
+                "unhandled %s on %s %s",
+                type(exc).__name__,
+                request.method,
+                request.path,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return json_error(GatewayError("The gateway failed to handle the request."))
+
+    return errors
 
 
-def auth_middleware(keys: tuple[str, ...]):
+def key_check(keys: tuple[str, ...]) -> Callable[[web.Request], None]:
     """Bearer-key auth; digests are compared in constant time and keys never logged."""
     digests = [hashlib.sha256(k.encode()).digest() for k in keys]
 
-    @web.middleware
-    async def check_key(request: web.Request, handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
-            header = request.headers.get("Authorization", "")
-            scheme, _, key = header.partition(" ")
-            dialect = request.app[ROUTE_DIALECTS].get(request.path)
-            if not header and dialect is not None and dialect.key_header in request.headers:
-                scheme, key = "bearer", request.headers[dialect.key_header]
-            # surrogateescape: a header with stray bytes is a wrong key, not a crash
-            offered = hashlib.sha256(key.strip().encode("utf-8", "surrogateescape")).digest()
-            matched = False
-            for digest in digests:  # no early exit: timing says nothing about which key
-                matched |= hmac.compare_digest(offered, digest)
-            if scheme.lower() != "bearer" or not matched:
-                raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
-        return await handler(request)
+    def check_key(request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        dialect = request.app[ROUTE_DIALECTS].get(request.path)
+        if not header and dialect is not None and dialect.key_header in request.headers:
+            scheme, key = "bearer", request.headers[dialect.key_header]
+        # surrogateescape: a header with stray bytes is a wrong key, not a crash
+        offered = hashlib.sha256(key.strip().encode("utf-8", "surrogateescape")).digest()
+        matched = False
+        for digest in digests:  # no early exit: timing says nothing about which key
+            matched |= hmac.compare_digest(offered, digest)
+        if scheme.lower() != "bearer" or not matched:
+            raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
 
     return check_key
 
@@ -136,6 +144,7 @@ def auth_middleware(keys: tuple[str, ...]):
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_name(host: str) -> bool:
     """``localhost``, ``x.localhost`` or a loopback address (``127.0.0.1``, ``[::1]``), any port."""
     host = host.strip().lower()
@@ -151,32 +160,31 @@ def is_loopback_name(host: str) -> bool:
         return False
 
 
-def keyless_middleware():
+def is_json(request: web.Request) -> bool:
+    """``Content-Type: application/json`` (any parameters, any case)."""
+    given = request.headers.get("Content-Type", "")
+    return given == "application/json" or request.content_type == "application/json"
+
+
+def loopback_only(request: web.Request) -> None:
     """Without client keys only this machine may call, so a web page must not call for it.
 
     A browser sends cross-site ``text/plain`` or form POSTs without asking first (CSRF),
     and a DNS-rebinding page talks to 127.0.0.1 under its own host name: so requests
     must name a loopback ``Host`` (and ``Origin``, when sent) and carry JSON.
     """
-
-    @web.middleware
-    async def loopback_only(request: web.Request, handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
-            if not is_loopback_name(request.host):
-                raise Forbidden(
-                    "Without server.api_keys the gateway answers only requests addressed to a loopback "
-                    "host (localhost, 127.0.0.1, [::1])."
-                )
-            origin = request.headers.get("Origin")
-            if origin is not None and not is_loopback_name(urlsplit(origin).netloc):
-                raise Forbidden("Without server.api_keys the gateway refuses requests from web pages of other origins.")
-            if request.method == "POST" and request.content_type != "application/json":
-                raise UnsupportedMediaType(
-                    "Send the request body as JSON with 'Content-Type: application/json'.", param="Content-Type"
-                )
-        return await handler(request)
-
-    return loopback_only
+    if not is_loopback_name(request.host):
+        raise Forbidden(
+            "Without server.api_keys the gateway answers only requests addressed to a loopback "
+            "host (localhost, 127.0.0.1, [::1])."
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None and not is_loopback_name(urlsplit(origin).netloc):
+        raise Forbidden("Without server.api_keys the gateway refuses requests from web pages of other origins.")
+    if request.method == "POST" and not is_json(request):
+        raise UnsupportedMediaType(
+            "Send the request body as JSON with 'Content-Type: application/json'.", param="Content-Type"
+        )
 
 
 def provider_kinds(host: PluginHost) -> dict[str, type[Provider]]:
@@ -221,13 +229,13 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     kinds = provider_kinds(host)
     schema = build_schema(config, host)
 
-    middlewares: list[Any] = [finish_middleware(host), errors_middleware]
     if host.authenticates:
-        pass  # an enabled plugin checks client keys (and server.api_keys) in its middleware
+        gate = None  # an enabled plugin checks client keys (and server.api_keys) in its middleware
     elif config.server.api_keys:
-        middlewares.append(auth_middleware(config.server.api_keys))
+        gate = key_check(config.server.api_keys)
     else:
-        middlewares.append(keyless_middleware())
+        gate = loopback_only
+    middlewares: list[Any] = [finish_middleware(host), errors_middleware(gate)]
     host.call_startup("register_middlewares", register=middlewares.append, config=config)
     app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[TRIM] = MemoryTrim()

@@ -70,9 +70,6 @@ async def read_body(request: web.Request, server: ServerConfig) -> bytes:
     A stalled upload is cut and its connection closed, so its buffered bytes are freed
     instead of being held for as long as the client likes.
     """
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    hard_deadline = start + server.body_timeout
     limit = server.max_body_bytes
     if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         # Compressed bodies could inflate far past the limit before it is counted.
@@ -81,6 +78,16 @@ async def read_body(request: web.Request, server: ServerConfig) -> bytes:
         )
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(_too_large(limit))
+    content = request.content
+    if content.is_eof():  # the whole body came with the headers (most do): nothing to wait for
+        raw = content.read_nowait()
+        if len(raw) > limit:
+            _release(request, len(raw))
+            raise PayloadTooLarge(_too_large(limit))
+        return raw
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    hard_deadline = start + server.body_timeout
     chunks: list[bytes] = []
     received = 0
     while True:
@@ -89,7 +96,7 @@ async def read_body(request: web.Request, server: ServerConfig) -> bytes:
             deadline = min(deadline, start + BODY_GRACE_SECONDS + received / server.body_min_rate)
         try:
             async with asyncio.timeout_at(deadline):
-                chunk = await request.content.readany()
+                chunk = await content.readany()
         except TimeoutError:
             chunks.clear()  # the 408 is sent with Connection: close (errors_middleware)
             _release(request, received)

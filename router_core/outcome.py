@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 
 from aiohttp import web
 
 from .context import Outcome, RequestContext
+from .ids import random_hex
 from .plugins import PluginHost
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -26,7 +26,7 @@ def request_id(offered: str | None) -> str:
     """The client's ``x-request-id`` when it is sane, else a fresh one."""
     if offered is not None and _SANE_ID.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def endpoint_name(request: web.Request) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import uuid
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ from .config import Config, ProviderConfig
 from .context import Route
 from .dialects import Dialect, chat, responses
 from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .ids import random_hex
 from .images import GeneratedImage, ImageFailure, openai_images, prompt_picture
 
 # Upstream error bodies are read for their message only; a bigger one is garbage.
@@ -101,13 +101,16 @@ class Provider:
         self.timeout = aiohttp.ClientTimeout(
             total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
         )
-        self.reply_timeout = aiohttp.ClientTimeout(total=config.total_timeout, sock_connect=config.connect_timeout)
+        # A non-streamed answer's deadlines (first byte, whole answer) are one asyncio timer in
+        # post_json; aiohttp itself only bounds the connect.
+        self.reply_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout)
         self.headers = {
             "Content-Type": "application/json",
             "Accept-Encoding": "gzip, deflate",  # what inflate() can bound
             **config.headers,
             **self.auth_headers(),
         }
+        self._reply_options = self.request_options(self.reply_timeout)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
@@ -143,15 +146,19 @@ class Provider:
     ) -> dict[str, Any]:
         """POST ``body`` to any of the provider's endpoints (a plugin's too, e.g. images) with its
         key, timeouts, error mapping and size limit; returns the JSON object it answered."""
+        loop = asyncio.get_running_loop()
+        total = loop.time() + self.config.total_timeout
         with self.transport_errors():
-            # One timer for the wait to the headers instead of aiohttp's sock_read, which
-            # re-arms a timer on every chunk read: a non-streamed answer's first byte is the
-            # whole answer being ready, so this is the same bound at a fraction of the cost.
-            async with asyncio.timeout(first_byte_timeout or self.config.first_byte_timeout):
-                resp = await self.session.post(url, data=orjson.dumps(body), **self.request_options(self.reply_timeout))
-            async with resp:
-                await self._check(resp)
-                raw = await self._read_reply(resp)
+            # One timer, instead of aiohttp's sock_read (re-armed on every chunk read) and total:
+            # up to the headers it bounds the first byte (a non-streamed answer's first byte is
+            # the whole answer being ready), then the whole answer.
+            first = loop.time() + (first_byte_timeout or self.config.first_byte_timeout)
+            async with asyncio.timeout_at(min(first, total)) as deadline:
+                resp = await self.session.post(url, data=orjson.dumps(body), **self._reply_options)
+                deadline.reschedule(total)
+                async with resp:
+                    await self._check(resp)
+                    raw = await self._read_reply(resp)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -358,7 +365,7 @@ class EchoProvider(Provider):
         return Reply(body["model"], [Message.of_text("assistant", text)], usage=Usage(tokens, tokens))
 
     async def send(self, codec: Dialect, body: dict[str, Any]) -> dict[str, Any]:
-        return codec.encode_reply(self._reply(body), f"echo_{uuid.uuid4().hex}")
+        return codec.encode_reply(self._reply(body), f"echo_{random_hex()}")
 
     @contextlib.asynccontextmanager
     async def stream(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -366,7 +373,7 @@ class EchoProvider(Provider):
 
     async def _chunks(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[bytes]:
         reply = self._reply(body)
-        encoder = codec.stream_encoder(f"echo_{uuid.uuid4().hex}", reply.model, None)
+        encoder = codec.stream_encoder(f"echo_{random_hex()}", reply.model, None)
         text = reply.text
         events = encoder.start()
         for piece in (*(TextDelta(text[i : i + 64]) for i in range(0, len(text), 64)), StreamEnd("stop", reply.usage)):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -11,6 +9,7 @@ import orjson
 
 from ..call import Call, Part, Reply, StreamPiece, Usage
 from ..errors import BadRequest, GatewayError
+from ..ids import uuid7_str
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -161,16 +160,4 @@ class Dialect:
         return error.body()
 
     def new_id(self) -> str:
-        return self.id_prefix + time_ordered_uuid()
-
-
-def time_ordered_uuid() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits, in the usual 8-4-4-4-12 hex.
-
-    Ids made later sort later, so a store keyed by them appends to its index instead of
-    writing all over it; cheaper to make than ``uuid4`` too.
-    """
-    rand = int.from_bytes(os.urandom(10))
-    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return self.id_prefix + uuid7_str()
