@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="measured per point, after 1 s of warm-up")
     parser.add_argument("--concurrency", default="8,1", help="comma-separated wrk connection counts")
     parser.add_argument(
+        "--commit-before-answer", action="store_true", help="responses-store: each answer waits for its commit"
+    )
+    parser.add_argument(
         "--retention-seconds",
         type=float,
         help="responses-store: keep records this long, so the store is full and purging while measured",
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         config, _ = bench.gateway_config(up_port, port, plugins, tmp=tmp / name)
         if args.retention_seconds and "responses-store" in config["plugins"]:
             config["plugins"]["responses-store"]["retention_days"] = args.retention_seconds / 86400
+        if args.commit_before_answer and "responses-store" in config["plugins"]:
+            config["plugins"]["responses-store"]["commit_before_answer"] = True
         (tmp / name).mkdir()
         (tmp / name / "plugins.toml").write_text(bench.to_toml(config))
         cli = Path(py).parent / "llm-router"
