@@ -252,6 +252,9 @@ def gateway_config(
         config["server"]["max_body_bytes"] = server["max_body_bytes"]
     if "store" in repo_cfg:
         config["store"] = repo_cfg["store"]
+    if tmp is not None and "responses-store" in config["plugins"]:  # a fresh store each run, not the repo's data/
+        config["plugins"] = {**config["plugins"], "responses-store": {**config["plugins"]["responses-store"]}}
+        config["plugins"]["responses-store"]["path"] = str(tmp / "responses.sqlite3")
     if ops is not None:  # what a team runs in production: keyed clients with limits, a ledger, metrics
         enabled = [p for p in config["plugins"]["enabled"] if p not in OPS_PLUGINS]
         config["plugins"] = {**config["plugins"], "enabled": ["keys", *enabled, "ledger", "metrics"]}
@@ -886,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         print(gateway_log_summary(gw_log))
         if args.profile:
             print()
-            print(profile(procs, load, gateway.pid, f"http://{HOST}:{gw_port}/v1/chat/completions", 5, load_core, tmp))
+            print(profile(procs, gw_load, gateway.pid, f"http://{HOST}:{gw_port}{gw_path}", 5, load_core, tmp))
         if args.json:
             args.json.write_text(
                 json.dumps({"results": results, "stream": stream, "plugins": plugins, "misses": misses}, indent=2)

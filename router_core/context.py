@@ -137,6 +137,10 @@ class RequestContext:
     wants_reply: bool = False
     # The upstream's own id for a non-streamed answer (a store may map its id to it).
     upstream_reply_id: str | None = None
+    # The answer in the client's dialect, if a ``reply_complete`` hook rendered it already
+    # (``dialect.encode_reply(reply, reply.id, ctx.call)``): the pipeline sends it instead of
+    # rendering it again, so the hook must be done with the dict (serialised it) by then.
+    reply_body: dict[str, Any] | None = None
     request_id: str = ""
     tag: str | None = None
     key_name: str | None = None

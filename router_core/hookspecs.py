@@ -201,7 +201,10 @@ def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         (or a ``serve_request`` plugin) gave, before ``post_response`` / ``on_stream_event``
         rewrote it; ``reply.id`` is ``ctx.reply_id`` and ``reply.model`` the model as the
         client named it (the upstream's own id is ``ctx.upstream_reply_id``). For a store:
-        the client may send a follow-up as soon as it has the answer, so persist before returning.
+        the client may send a follow-up as soon as it has the answer, so make it readable
+        before returning (written to disk then, or kept in memory until a later commit).
+        A hook that renders the answer in the client's dialect may leave it in ``ctx.reply_body``
+        for the pipeline to send instead of rendering it again.
     """
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 _POOL_BYTES = 4096
 
@@ -43,3 +44,15 @@ def uuid4_str() -> str:
     """A random version-4 UUID in its canonical text form, as ``str(uuid.uuid4())`` gives."""
     h = _pool.take(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def uuid7_str() -> str:
+    """A version-7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids made later sort later, so a store keyed by them appends to its index instead of
+    writing all over it (the response store); as unguessable as the 74 bits make it.
+    """
+    rand = int.from_bytes(_pool.take(10))
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

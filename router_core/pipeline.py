@@ -178,6 +178,10 @@ async def answer_locally(
 
 
 def encode_reply(ctx: RequestContext, dialect: Dialect, reply: Reply) -> dict[str, Any]:
+    body, ctx.reply_body = ctx.reply_body, None
+    if body is not None and dialect.name == ctx.call.dialect and isinstance(body.get("usage"), dict):
+        body["usage"].update(reply.usage.extra)  # what was added since (planning's usage)
+        return body
     return dialect.encode_reply(reply, ctx.reply_id, ctx.call)
 
 

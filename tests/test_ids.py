@@ -36,3 +36,18 @@ def test_a_forked_child_does_not_reuse_the_parents_pool():
     os.waitpid(pid, 0)
     assert len(child) == 32
     assert child != ids.random_hex()
+
+
+def test_uuid7_ids_sort_by_time_and_are_valid_uuids():
+    import time
+    import uuid
+
+    from router_core.ids import uuid7_str
+
+    first = uuid7_str()
+    time.sleep(0.002)
+    later = [uuid7_str() for _ in range(200)]
+    assert all(first < x for x in later) and len(set(later)) == 200
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert abs(int(first.replace("-", "")[:12], 16) - time.time() * 1000) < 5000  # Unix milliseconds first

@@ -9,7 +9,7 @@ import orjson
 
 from ..call import Call, Part, Reply, StreamPiece, Usage
 from ..errors import BadRequest, GatewayError
-from ..ids import uuid4_str
+from ..ids import uuid7_str
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -160,4 +160,4 @@ class Dialect:
         return error.body()
 
     def new_id(self) -> str:
-        return self.id_prefix + uuid4_str()
+        return self.id_prefix + uuid7_str()

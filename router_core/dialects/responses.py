@@ -72,7 +72,15 @@ def decode_items(items: list[Any], param: str = "input") -> list[Message]:
 
 def encode_input(messages: list[Message]) -> list[dict[str, Any]]:
     """Canonical messages → Responses input items (``instructions`` left out, as OpenAI keeps them per response)."""
-    return [item for m in messages if not m.instructions for item in _encode_items(m)]
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.instructions:
+            continue
+        if m.as_string and m.role != "tool" and m.item is None and not m.extra and not m.tool_calls:
+            items.append({"role": m.role, "content": m.text})  # the common shape, fast
+        else:
+            items.extend(_encode_items(m))
+    return items
 
 
 def _decode_item(raw: Any, param: str) -> Message:
@@ -304,6 +312,10 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 def output_items(reply: Reply, reply_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for n, message in enumerate(reply.messages):
+        if not message.tool_calls and all(p.kind == TEXT for p in message.parts):  # text only, the common shape
+            if message.parts:
+                items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
+            continue
         if any(p.kind == TEXT for p in message.parts):
             items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
         items.extend(_image_item(f"ig_{reply_id}_{n}_{k}", p) for k, p in enumerate(message.parts) if p.kind == IMAGE)

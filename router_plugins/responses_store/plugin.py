@@ -53,6 +53,10 @@ class Settings:
     path: str = DEFAULT_PATH  # the SQLite file (its directory is created)
     redis_url: str | None = None  # literal or env:NAME; required with backend = "redis"
     retention_days: float = attrs.field(default=DEFAULT_RETENTION_DAYS, validator=_positive)
+    # SQLite: hold each answer until its record is committed (a crash then loses no answered
+    # response; other workers on the file see it at once), at the cost of throughput. Off: records
+    # are committed every 20 ms in the background, and a crash loses the last ones.
+    commit_before_answer: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.backend == "redis" and not self.redis_url:
@@ -78,7 +82,7 @@ async def router_startup(app: web.Application, settings: Settings) -> None:
     if settings.backend == "redis":
         store: ResponseStore = await RedisStore(redis_url(settings, dict(os.environ))).open()
     else:
-        store = await SQLiteStore(Path(settings.path)).open()
+        store = await SQLiteStore(Path(settings.path), settings.commit_before_answer).open()
     app[SETTINGS], app[STORE] = settings, store
     log.info("response store: %s, kept %g days", settings.backend, settings.retention_days)
 
@@ -153,6 +157,8 @@ async def reply_complete(ctx: RequestContext, reply: Reply) -> None:
         await ctx.app[STORE].put(reply.id, record, settings.retention_days * 86400)
     except Exception as exc:  # the answer is good; a follow-up on it will say the id is unknown
         log.error("response store: could not keep %s: %s", reply.id, type(exc).__name__)
+    # Serialised by now: the client gets the same response, rendered once (the pipeline may change it).
+    ctx.reply_body = record["response"]
 
 
 @attrs.frozen

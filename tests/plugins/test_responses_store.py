@@ -10,6 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from router_core import hookimpl
 from router_core.config import ConfigError
 from tests.conftest import sdk
 from tests.fakes import chat_completion
@@ -32,6 +33,28 @@ async def gateway(make_gateway, store_config):
 
 def texts(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return [(m["role"], m.get("content")) for m in messages]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_with_commit_before_answer_the_record_is_on_disk_when_the_answer_arrives(
+    make_gateway, store_config, upstream, stream
+):
+    import sqlite3
+
+    store_config["plugins"]["responses-store"]["commit_before_answer"] = True
+    client = sdk(await make_gateway(store_config))
+    if stream:
+        events = await client.responses.create(model="chatonly/llama", input="My name is Ada.", stream=True)
+        made_id = [e async for e in events][-1].response.id
+    else:
+        made_id = (await client.responses.create(model="chatonly/llama", input="My name is Ada.")).id
+    with sqlite3.connect(store_config["plugins"]["responses-store"]["path"]) as db:  # as another worker reads it
+        assert db.execute("SELECT 1 FROM responses WHERE id = ?", (made_id,)).fetchone() == (1,)
+    await client.responses.create(model="chatonly/llama", input="Who am I?", previous_response_id=made_id)
+    assert texts(upstream.last.json["messages"])[:2] == [
+        ("user", "My name is Ada."),
+        ("assistant", "Hello from upstream"),
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -207,6 +230,7 @@ async def test_redis_backend(make_gateway, redis_server, upstream):
         ({"backend": "redis"}, "redis_url"),
         ({"retention_days": 0}, "retention_days"),
         ({"keep": 1}, "keep"),
+        ({"commit_before_answer": "yes"}, "commit_before_answer"),
     ],
 )
 async def test_bad_settings_stop_startup(make_gateway, table, message):
@@ -265,3 +289,50 @@ async def test_with_client_keys_a_response_belongs_to_its_key(make_gateway, stor
     with pytest.raises(openai.NotFoundError):
         await b.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
     await a.responses.create(model="chatonly/llama", input="and?", previous_response_id=made.id)
+
+
+async def test_a_store_that_cannot_be_read_refuses_the_follow_up(gateway, upstream, monkeypatch):
+    """A 503, never the follow-up sent upstream without its history."""
+    import sqlite3
+
+    from router_plugins.responses_store.store import SQLiteStore
+
+    client = sdk(gateway)
+    made = await client.responses.create(model="chatonly/llama", input="My name is Ada.")
+    sent = len(upstream.requests)
+
+    def broken(self, response_id):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SQLiteStore, "_get", broken)
+    monkeypatch.setattr(SQLiteStore, "_pending", lambda self, response_id: None)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.responses.create(model="chatonly/llama", input="Who am I?", previous_response_id=made.id)
+    assert caught.value.status_code == 503 and caught.value.body["code"] == "store_unavailable"
+    assert len(upstream.requests) == sent
+
+
+class UsageNote:
+    """A plugin that adds a usage detail, as planning does."""
+
+    @hookimpl
+    def pre_request(self, ctx):
+        ctx.add_usage_detail("planning_usage_details", {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10})
+
+
+async def test_the_client_gets_the_same_answer_with_the_store_rendered_once(make_gateway, store_config):
+    """The store renders the response once for itself and the client; the usage added since is there too."""
+    body = {"model": "chatonly/llama", "input": "Hi there", "metadata": {"k": "v"}}
+    answers = []
+    for enabled in (["responses-store"], []):
+        store_config["plugins"]["enabled"] = enabled
+        gateway = await make_gateway(store_config, plugins=[("usage-note", UsageNote())])
+        answer = await (await gateway.post("/v1/responses", json=body)).json()
+        answers.append((gateway, answer))
+    (with_store, kept), (_, plain) = answers
+    assert kept["usage"]["planning_usage_details"] == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    volatile = ("id", "created_at", "completed_at", "output")
+    assert {k: v for k, v in kept.items() if k not in volatile} == {k: v for k, v in plain.items() if k not in volatile}
+    assert [{**i, "id": None} for i in kept["output"]] == [{**i, "id": None} for i in plain["output"]]
+    stored = await (await with_store.get(f"/v1/responses/{kept['id']}")).json()
+    assert stored["output"] == kept["output"] and stored["output_text"] == kept["output_text"]
