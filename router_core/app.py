@@ -66,11 +66,9 @@ def serve_dialect(app: web.Application, path: str, dialect: Dialect, endpoint=No
     the same dialect (its errors and client key header are then the dialect's too).
     """
 
-    async def pipeline(request: web.Request) -> web.StreamResponse:
-        return await handle(request, dialect)
-
     app[ROUTE_DIALECTS][path] = dialect
-    app.router.add_post(path, endpoint or pipeline, name=name or dialect.name)
+    # A partial, not a wrapping coroutine: one frame less on every request.
+    app.router.add_post(path, endpoint or functools.partial(handle, dialect=dialect), name=name or dialect.name)
 
 
 def errors_middleware(gate: Callable[[web.Request], None] | None = None):

@@ -155,7 +155,8 @@ class Provider:
             first = loop.time() + (first_byte_timeout or self.config.first_byte_timeout)
             async with asyncio.timeout_at(min(first, total)) as deadline:
                 resp = await self.session.post(url, data=orjson.dumps(body), **self._reply_options)
-                deadline.reschedule(total)
+                if not resp.content.is_eof():  # most answers came whole with their headers
+                    deadline.reschedule(total)
                 async with resp:
                     await self._check(resp)
                     raw = await self._read_reply(resp)
