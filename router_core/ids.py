@@ -40,12 +40,6 @@ def random_hex(nbytes: int = 16) -> str:
     return _pool.take(nbytes).hex()
 
 
-def uuid4_str() -> str:
-    """A random version-4 UUID in its canonical text form, as ``str(uuid.uuid4())`` gives."""
-    h = _pool.take(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
-
-
 def uuid7_str() -> str:
     """A version-7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
 

@@ -8,12 +8,12 @@ import pytest
 from router_core import ids
 
 
-def test_uuid4_str_is_a_version_4_uuid_in_canonical_form():
+def test_uuid7_ids_are_canonical_version_7_uuids():
     for _ in range(1000):
-        text = ids.uuid4_str()
+        text = ids.uuid7_str()
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
 
 
