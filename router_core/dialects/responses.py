@@ -312,10 +312,6 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
 def output_items(reply: Reply, reply_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for n, message in enumerate(reply.messages):
-        if not message.tool_calls and all(p.kind == TEXT for p in message.parts):  # text only, the common shape
-            if message.parts:
-                items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
-            continue
         if any(p.kind == TEXT for p in message.parts):
             items.append(_message_item(f"msg_{reply_id}_{n}", message.text, "completed"))
         items.extend(_image_item(f"ig_{reply_id}_{n}_{k}", p) for k, p in enumerate(message.parts) if p.kind == IMAGE)
