@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -75,12 +74,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        B.wait_ready("upstream", up, port, None)
         os.sched_setaffinity(0, {0})
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         results: dict[str, list[float]] = {"aiohttp": [], "router_core.http1": []}
@@ -89,7 +83,9 @@ def main() -> None:
                 n, cpu = uvloop.run(measure(name, url, B.chat_body(), a.seconds, a.conns))
                 results[name].append(1e6 * cpu / n)
         for name, figures in results.items():
-            print(f"{name:18s} CPU per request (µs), {a.rounds} rounds: {' '.join(f'{f:.0f}' for f in sorted(figures))}")
+            print(
+                f"{name:18s} CPU per request (µs), {a.rounds} rounds: {' '.join(f'{f:.0f}' for f in sorted(figures))}"
+            )
     finally:
         up.terminate()
         up.wait()
