@@ -11,8 +11,9 @@ async def context_gateway(make_gateway, *names: str, settings: dict[str, Any] | 
     return await make_gateway({"plugins": {"enabled": enabled, **(settings or {})}, **overrides})
 
 
-def tool_exchange(question: str, call_id: str, name: str, arguments: str, result: str, answer: str) -> list[dict]:
-    """A user question answered through one function call: question, call, result, answer."""
+def tool_exchange(question: str, function: tuple[str, str, str], result: str, answer: str) -> list[dict]:
+    """A user question answered through one function call (id, name, arguments): question, call, result, answer."""
+    call_id, name, arguments = function
     call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     return [
         {"role": "user", "content": question},

@@ -109,9 +109,7 @@ async def test_tool_call_and_result_stay_paired(make_gateway, upstream):
     messages = [
         *tool_exchange(
             "What's the weather in Paris today?",
-            "call_1",
-            "get_weather",
-            '{"city": "Paris"}',
+            ("call_1", "get_weather", '{"city": "Paris"}'),
             '{"temp_c": 18, "sky": "cloudy"}',
             "It is 18°C and cloudy in Paris.",
         ),
@@ -131,9 +129,7 @@ async def test_kept_turn_keeps_its_tool_pair(make_gateway, upstream):
     messages = [
         *tool_exchange(
             "Where is my order A-17 with the blue bicycle helmet?",
-            "call_9",
-            "lookup_order",
-            '{"order": "A-17"}',
+            ("call_9", "lookup_order", '{"order": "A-17"}'),
             '{"status": "shipped"}',
             "Order A-17 has shipped.",
         ),

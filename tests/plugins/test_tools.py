@@ -153,9 +153,7 @@ async def test_tools_already_called_are_kept(make_gateway, upstream):
     messages = [
         *tool_exchange(
             "Look up our customers in Berlin.",
-            "call_1",
-            "search_db",
-            '{"query": "Berlin"}',
+            ("call_1", "search_db", '{"query": "Berlin"}'),
             '[{"name": "Anna"}]',
             "One customer: Anna.",
         ),
