@@ -279,7 +279,8 @@ async def verdict(registry: KeyRegistry, state: Admitted) -> None:
         raise StoreDown(
             "The gateway's shared store is unreachable, so this key's limits cannot be checked; try again shortly."
         ) from None
-    health.ok()
+    if not answer.leased:  # a lease's verdict did not ask the store
+        health.ok()
     if not answer.ok:
         raise over_limit(state.key, answer.limit or "", answer.retry_after, state.counted_tokens)
     state.lease, state.checked = answer.lease, True
