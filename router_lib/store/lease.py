@@ -36,10 +36,12 @@ class KeyLease:
         "last",
         "left",
         "limits",
+        "low",
         "micro",
         "per_micro",
         "per_tokens",
         "periods",
+        "renew_at",
         "timer",
         "tokens",
         "until",
@@ -51,6 +53,7 @@ class KeyLease:
         self.left = self.tokens = self.micro = 0  # requests, tpm tokens and budget µ$ still leased
         self.periods = ("", "")  # the UTC day and month the leased µ$ were counted in
         self.until = 0.0  # the loop time the lease ends
+        self.renew_at, self.low = 0.0, 0  # more room is asked for from this time, or below this many requests
         self.timer: asyncio.TimerHandle | None = None  # gives back what is left when the lease ends
         self.fetching: asyncio.Future | None = None  # done when the admission on its way (maybe a lease) is
         self.count = self.last = 0  # requests in this lease time and in the one before

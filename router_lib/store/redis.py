@@ -367,6 +367,11 @@ class RedisStore(Store):
         at = loop.time()
         lease.observe(tokens, micro, at)
         if lease.take(limits, tokens, micro, at):
+            if lease.fetching is None and (at >= lease.renew_at or lease.left < lease.low):
+                if lease.wanted() > lease.left:  # topped up before it runs out, not after
+                    self._fetch(lease, name, limits, 0, 0, now, renewal=True)
+                else:  # room enough for its time
+                    lease.renew_at, lease.low = lease.until, 0
             verdict = loop.create_future()
             verdict.set_result(LEASED)
             return verdict
@@ -383,14 +388,29 @@ class RedisStore(Store):
                 return LEASED
         return await self._fetch(lease, name, limits, tokens, micro, now)
 
-    def _fetch(self, lease: KeyLease, name: str, limits: Limits, tokens: int, micro: int, now: float) -> asyncio.Future:
-        """Send the lease script for one request (and room for more); its verdict comes in the future returned."""
+    def _fetch(
+        self,
+        lease: KeyLease,
+        name: str,
+        limits: Limits,
+        tokens: int,
+        micro: int,
+        now: float,
+        renewal: bool = False,
+    ) -> asyncio.Future:
+        """Send the lease script for one request (and room for more); its verdict comes in the future returned.
+
+        A ``renewal`` asks for room only, while the lease still has some: it stands for one request
+        of the key's average size, which goes to the lease with the rest.
+        """
         loop = asyncio.get_running_loop()
         verdict, fetching = loop.create_future(), loop.create_future()
         lease.fetching = fetching
         wanted = lease.wanted()
         per_tokens = math.ceil(lease.per_tokens) if wanted and limits.tpm is not None else 0
         per_micro = math.ceil(lease.per_micro) if wanted and limits.budgeted else 0
+        if renewal:  # up to what the key is expected to need, counting what is left
+            tokens, micro, wanted = per_tokens, per_micro, max(0, wanted - lease.left - 1)
         day, month = day_and_month(now)
         day_key, month_key = key_of(name, day), key_of(name, month)
         keys = [key_of(name, "rpm"), key_of(name, "tpm"), day_key, month_key, day_key, month_key]
@@ -409,7 +429,7 @@ class RedisStore(Store):
             "0",
         ]
         grant = functools.partial(
-            self._leased, lease, name, limits, (per_tokens, per_micro, day, month), now, verdict, fetching
+            self._leased, lease, name, limits, (per_tokens, per_micro, day, month, renewal), now, verdict, fetching
         )
         self._send("lease", keys, args, grant)
         return verdict
@@ -445,7 +465,7 @@ class RedisStore(Store):
         lease: KeyLease,
         name: str,
         limits: Limits,
-        terms: tuple[int, int, str, str],
+        terms: tuple[int, int, str, str, bool],
         now: float,
         verdict: asyncio.Future,
         fetching: asyncio.Future,
@@ -464,30 +484,38 @@ class RedisStore(Store):
         answer, retry, granted = reply
         if isinstance(answer, bytes):
             answer, retry = answer.decode(), retry.decode()
+        granted = int(granted) + (answer == "ok" and terms[4])  # a renewal's own request is room too
         if granted:
-            self._grant(lease, name, limits, int(granted), terms)
+            self._grant(lease, name, limits, granted, terms)
         if not verdict.done():  # else its caller gave up, as it may with any admission
             verdict.set_result(ADMITTED if answer == "ok" else self._refusal(answer, retry, now))
 
     def _grant(
-        self, lease: KeyLease, name: str, limits: Limits, granted: int, terms: tuple[int, int, str, str]
+        self, lease: KeyLease, name: str, limits: Limits, granted: int, terms: tuple[int, int, str, str, bool]
     ) -> None:
-        per_tokens, per_micro, day, month = terms
+        """Room for ``granted`` more requests: added to what the lease has left, and the lease runs
+        :data:`LEASE_TIME` from now (Redis just answered)."""
+        per_tokens, per_micro, day, month, _ = terms
         loop = asyncio.get_running_loop()
         at = loop.time()
-        if lease.left or lease.tokens or lease.micro:  # a lease from an admission sent at the same time
+        kept = False
+        if lease.left or lease.tokens or lease.micro:  # a renewal, or an admission sent at the same time
             if lease.limits != limits:
                 self._end_lease(lease)  # taken under other limits: dropped (see admit_soon)
             elif at < lease.until and lease.periods == (day, month):
-                lease.left += granted
-                lease.tokens += granted * per_tokens
-                lease.micro += granted * per_micro
-                return
+                kept = True
             else:
                 self._give_back(name, lease)
-        lease.limits, lease.periods = limits, (day, month)
-        lease.left, lease.tokens, lease.micro = granted, granted * per_tokens, granted * per_micro
+        if kept:
+            lease.left += granted
+            lease.tokens += granted * per_tokens
+            lease.micro += granted * per_micro
+        else:
+            lease.limits, lease.periods = limits, (day, month)
+            lease.left, lease.tokens, lease.micro = granted, granted * per_tokens, granted * per_micro
         lease.until = at + LEASE_TIME
+        # Renewed halfway through its time or its room, so that requests do not wait for the next one.
+        lease.renew_at, lease.low = at + LEASE_TIME / 2, lease.left // 2
         if lease.timer is not None:
             lease.timer.cancel()
         lease.timer = loop.call_at(lease.until, self._lease_ended, name, lease)
