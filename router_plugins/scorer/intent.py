@@ -78,7 +78,7 @@ def _centred(vector: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 def _descriptions(texts: list[str], embedder: Embedder | None) -> np.ndarray:
     """Unit vectors of descriptions (cached per description by each model)."""
-    minilm = encoder().vectors_of(texts)
+    minilm = encoder().vectors(texts)
     if embedder is None:
         return minilm
     return np.hstack([math.sqrt(MINILM_WEIGHT) * minilm, math.sqrt(1 - MINILM_WEIGHT) * embedder.vectors(texts)])

@@ -127,7 +127,8 @@ def test_complexity_is_difficulty_not_length_and_explained():
     proof = "Prove that every group of order p^2, with p prime, is abelian, and classify such groups up to isomorphism."
     long_easy, short_hard = complexity(lookup)[0], complexity(proof)[0]
     assert len(lookup.split()) > 2 * len(proof.split())
-    assert trivial < 0.1 and long_easy < 0.4 < 0.6 < short_hard
+    # the bounded length term lowers a one-line prompt a little: a short hard one still beats a long easy one
+    assert trivial < 0.1 and long_easy < 0.4 < 0.5 < short_hard
     assert why_trivial[0] == "1 word" and any(r.startswith("content ") for r in complexity(proof)[1])
 
 
