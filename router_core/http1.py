@@ -95,27 +95,24 @@ class Target:
         for name, value in headers.items():
             if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
                 continue  # the client writes these itself
-            lines.append(f"{_token(name)}: {_field_value(name, value)}")
+            check_header(name, value)
+            lines.append(f"{name}: {value}")
         self.head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
 
     def request(self, body: bytes) -> bytes:
         return self.head + b"%d\r\n\r\n" % len(body) + body
 
 
-def _token(name: str) -> str:
-    if not name or any(c in name for c in ' \t\r\n:()<>@,;\\"/[]?={}') or not name.isascii():
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that cannot be sent as it is (a line break would start another header)."""
+    if not name or not name.isascii() or any(c in name for c in ' \t\r\n:()<>@,;\\"/[]?={}'):
         raise ValueError(f"invalid header name {name!r}")
-    return name
-
-
-def _field_value(name: str, value: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"header {name!r} has a line break in its value")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
         raise ValueError(f"header {name!r} has a value that is not latin-1") from None
-    return value
 
 
 class Response:
