@@ -37,8 +37,8 @@ def test_prompts_are_not_cached_descriptions_are_bounded():
     ids, vector = model.read(huge)
     assert len(ids) < PROMPT_CHARS and model.cache_size() == before
     assert vector @ model.embed(huge[:PROMPT_CHARS]) == pytest.approx(1.0)
-    model.vectors_of(["a long tag description " * 10_000])
-    model.vectors_of([("a long tag description " * 10_000)[:CACHED_TEXT_CHARS]])  # the same, bounded, key
+    model.vectors(["a long tag description " * 10_000])
+    model.vectors([("a long tag description " * 10_000)[:CACHED_TEXT_CHARS]])  # the same, bounded, key
     assert model.cache_size() == before + 1
 
 
@@ -142,3 +142,12 @@ def test_complexity_weights_fit_these_vectors():
     """The saved probe vector matches this install's vectors (a different distillation would fail here)."""
     complexity_module.fitted_model.cache_clear()
     assert complexity_module.fitted_model()[2].shape == (encoder().dimensions + len(difficulty.NAMES),)
+
+
+def test_complexity_length_term_is_bounded():
+    """Past ``cap_words`` more words add nothing: a long paste is not a hard task."""
+    model = complexity_module.fitted_model()
+    assert model.per_log_word > 0
+    at_cap = complexity_module.length_term(model.cap_words, model)
+    assert complexity_module.length_term(10 * model.cap_words, model) == at_cap
+    assert complexity_module.length_term(model.cap_words // 2, model) < at_cap
