@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     print("hand-feature weights (per standard deviation):", hand)
     words = log_words([t for n in names for t in sets[n]])
     per_log_word = length_weight(sets, xs) * float(np.log(y / (1 - y)).std()) / float(words.std())
+    # Evaluated once on held-out data and not shipped (docs/routing-intelligence.md, "The length
+    # term"): printed for the record, not written into the model.
+    print(f"bounded length term the rule would choose: {per_log_word:.4f} per log word, cap {LENGTH_CAP} words")
     if not args.dry_run:
         OUT.write_text(
             json.dumps(
@@ -236,11 +239,6 @@ def main(argv: list[str] | None = None) -> int:
                     "scale": scale.round(6).tolist(),
                     "weights": w.round(6).tolist(),
                     "bias": round(b, 6),
-                    "length": {
-                        "per_log_word": round(per_log_word, 6),
-                        "mean_log_words": round(float(words.mean()), 6),
-                        "cap_words": LENGTH_CAP,
-                    },
                     "probe": encoder().embed(complexity.PROBE).round(5).tolist(),
                 },
                 separators=(",", ":"),

@@ -142,12 +142,3 @@ def test_complexity_weights_fit_these_vectors():
     """The saved probe vector matches this install's vectors (a different distillation would fail here)."""
     complexity_module.fitted_model.cache_clear()
     assert complexity_module.fitted_model()[2].shape == (encoder().dimensions + len(difficulty.NAMES),)
-
-
-def test_complexity_length_term_is_bounded():
-    """Past ``cap_words`` more words add nothing: a long paste is not a hard task."""
-    model = complexity_module.fitted_model()
-    assert model.per_log_word > 0
-    at_cap = complexity_module.length_term(model.cap_words, model)
-    assert complexity_module.length_term(10 * model.cap_words, model) == at_cap
-    assert complexity_module.length_term(model.cap_words // 2, model) < at_cap
