@@ -129,7 +129,7 @@ def test_complexity_is_difficulty_not_length_and_explained():
     long_easy, short_hard = complexity(lookup)[0], complexity(proof)[0]
     assert len(lookup.split()) > 2 * len(proof.split())
     # the bounded length term lowers a one-line prompt a little: a short hard one still beats a long easy one
-    assert trivial < 0.1 and long_easy < 0.4 < 0.5 < short_hard
+    assert trivial < 0.1 and long_easy < 0.4 < 0.6 < short_hard
     assert why_trivial[0] == "1 word" and any(r.startswith("content ") for r in complexity(proof)[1])
 
 
