@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 import pytest
+import trustme
 
 from router_core.http1 import (
     Client,
@@ -286,3 +288,52 @@ def test_a_target_is_encoded_once_with_host_and_length():
     assert t.key == (True, "api.example.com", 443)
     with pytest.raises(ValueError):
         Target("ftp://example.com/x", {})
+
+
+async def test_tls_upstreams_are_verified_and_kept_alive():
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+                writer.write(OK)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "localhost", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    url = f"https://localhost:{port}/v1/chat/completions"
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    client = Client(ssl_context=trusting)
+    for _ in range(2):
+        async with await client.post(Target(url, {}), b"{}", connect_timeout=5) as resp:
+            assert resp.status == 200 and await resp.read() == b"{}"
+    assert connections == 1
+    await client.close()
+    # The system's trust store does not know this CA: refused, as a connection failure.
+    strict = Client()
+    with pytest.raises(ConnectError):
+        await strict.post(Target(url, {}), b"{}", connect_timeout=5)
+    await strict.close()
+    server.close()
+
+
+async def test_a_second_answer_in_the_same_bytes_does_not_touch_the_first():
+    second = b"HTTP/1.1 503 Busy\r\nX-Second: 1\r\nContent-Length: 0\r\n\r\n"
+    async with Server(lambda n, body: [(0, OK + second)]) as server:
+        client = Client()
+        async with await client.post(target(server), b"{}") as resp:
+            assert await resp.read() == b"{}"
+            assert resp.status == 200 and resp.reason == "OK" and "x-second" not in resp.headers
+        async with await client.post(target(server), b"{}") as resp:
+            assert resp.status == 200
+        assert server.connections == 2
+        await client.close()
