@@ -23,6 +23,9 @@ LEASE_MARGIN = 1.25
 # half (a key near its limit) admits request by request, exactly, as if there were no leases.
 LEASE_SHARE = 4
 LEASE_MAX = 10_000  # requests in one lease
+# A key with fewer requests than this in the previous lease time is admitted request by request:
+# a lease would save little and often go back unused (one more call).
+LEASE_MIN = 4
 # The demand estimate: a moving average of a request's tokens and reserved cost (1/8 per request).
 _AVERAGING = 1 / 8
 
@@ -74,6 +77,8 @@ class KeyLease:
 
     def wanted(self) -> int:
         """How many requests beyond the current one to lease: none until the key was busy for a whole lease time."""
+        if self.last < LEASE_MIN:
+            return 0
         return min(LEASE_MAX, math.ceil(self.last * LEASE_MARGIN))
 
     def take(self, limits: Limits, tokens: int, micro: int, now: float) -> bool:

@@ -176,7 +176,8 @@ if tpm >= 0 then
 end
 local n = want
 local function cap(room, per, limit)
-  if per > 0 then n = math.min(n, math.floor((room - limit / 2) / ($SHARE * per))) end
+  if room < limit / 2 then n = 0
+  elseif per > 0 then n = math.min(n, math.floor((room - limit / 2) / ($SHARE * per))) end
 end
 if r then r = r - 1; cap(r, 1, rpm) end
 if k then k = k - tokens; cap(k, per_tokens, tpm) end
