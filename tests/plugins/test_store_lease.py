@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import uuid
 
 import pytest
 
-from router_lib.store import STORE, Limits, StoreUnavailable
+from router_lib.store import HEALTH, STORE, Limits, StoreUnavailable
 from router_lib.store.lease import LEASE_TIME
 from router_lib.store.redis import RedisStore, key_of
 from router_plugins.keys.plugin import REGISTRY
@@ -248,3 +249,45 @@ async def test_revoked_keys_and_new_limits_reach_a_busy_gateway_within_a_lease_t
     revoked = time.monotonic()
     while (status := (await post(gateway, key)).status) != 401:
         assert status == 429 and time.monotonic() - revoked < REFRESH_SECONDS + 0.4
+
+
+@pytest.mark.parametrize("on_error", ["fail_closed", "fail_open"])
+async def test_a_busy_gateway_loses_redis_and_its_leases_within_a_lease_time(
+    make_gateway, redis_server, on_error, caplog
+):
+    """fail_closed and fail_open as without leases: once the lease ended, 503s (or unchecked 200s),
+    one log line per change of state, counted for /metrics."""
+    n, key = name(), f"sk-router-{uuid.uuid4().hex}"
+    gateway = await make_gateway(shared(redis_server.url, on_error, **{n: {"key": key, "rpm": 1_000_000}}))
+    store = gateway.app[STORE]
+    end = time.monotonic() + 3 * LEASE_TIME
+
+    async def client() -> None:
+        while time.monotonic() < end:
+            assert (await post(gateway, key)).status == 200
+
+    await asyncio.gather(*[client() for _ in range(4)])
+    assert store.leases[n].left > 0
+    caplog.set_level(logging.INFO, logger="llm_router.store")
+    redis_server.stop()
+    lost = time.monotonic()
+    try:
+        statuses = []
+        while time.monotonic() < lost + 1:
+            statuses.append(((await post(gateway, key)).status, time.monotonic() - lost))
+        expected = 503 if on_error == "fail_closed" else 200
+        late = [status for status, after in statuses if after > LEASE_TIME + 0.05]
+        assert late and set(late) == {expected}  # nothing from the lease after it ended
+        health = gateway.app[HEALTH]
+        assert not health.up
+        assert (health.refused if on_error == "fail_closed" else health.admitted_unchecked) >= len(late)
+    finally:
+        redis_server.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not gateway.app[HEALTH].up:
+        await post(gateway, key)
+        await asyncio.sleep(0.05)
+    assert gateway.app[HEALTH].up
+    down = [r for r in caplog.records if "store unreachable" in r.getMessage()]
+    back = [r for r in caplog.records if "store reachable again" in r.getMessage()]
+    assert len(down) == 1 and len(back) == 1
