@@ -332,33 +332,45 @@ async def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Rout
 
 
 @hookimpl
-async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+def request_finished(ctx: RequestContext | None, outcome: Outcome) -> Awaitable[None] | None:
     """Settle after the answer went out: real tokens and cost, and the parallel slot back.
 
     The core calls this exactly once per request, a client that left mid-stream
     included, so the parallel slot always comes back here. A slot is given back before
     this returns (the client's next request on the connection must find it free); tokens
-    and cost alone settle in the background, so the connection is free at once.
+    and cost alone settle in the background, so the connection is free at once. Only
+    what must be awaited (a verdict not read yet, a slot to give back) makes a coroutine.
     """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
     if state is None:
-        return
+        return None
     if state.verdict is not None:  # refused before its routes were chosen: what the store took still counts
-        with contextlib.suppress(GatewayError):
-            await verdict(ctx.app[REGISTRY], state)
+        return finish_after_verdict(ctx, state, outcome)
+    return finish(ctx, state, outcome)
+
+
+async def finish_after_verdict(ctx: RequestContext, state: Admitted, outcome: Outcome) -> None:
+    with contextlib.suppress(GatewayError):
+        await verdict(ctx.app[REGISTRY], state)
+    settling = finish(ctx, state, outcome)
+    if settling is not None:
+        await settling
+
+
+def finish(ctx: RequestContext, state: Admitted, outcome: Outcome) -> Awaitable[None] | None:
     if not state.checked:
-        return
+        return None
     limits = state.key.limits
     used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens
     cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
     if state.lease is not None:
-        await settle(registry, state, token_delta, cost - state.reserved_usd)
-    else:
-        registry.store.settle_soon(
-            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
-        )
+        return settle(registry, state, token_delta, cost - state.reserved_usd)
+    registry.store.settle_soon(
+        state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
+    )
+    return None
 
 
 async def settle(registry: KeyRegistry, state: Admitted, token_delta: int, cost: float) -> None:
