@@ -212,7 +212,7 @@ SETTINGS = {"history": Limits(), "media": MediaSettings()}  # the defaults, as t
 
 
 async def main() -> None:
-    scorer.router_startup(APP)
+    scorer.router_startup(APP, scorer.Settings())
     print(f"Counted with tiktoken {encoding_name(MODEL)} for {MODEL}; images by OpenAI's tile rule.\n")
     print("| conversation | tokens before | after | saved (x-router-tokens-saved) | what was kept |")
     print("|---|---:|---:|---|---|")

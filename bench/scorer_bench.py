@@ -16,7 +16,7 @@ from tests.plugins.test_scorer import band, load_images, load_prompts
 
 def main() -> None:
     t0 = time.perf_counter()
-    plugin.router_startup({})
+    plugin.router_startup({}, plugin.Settings())
     print(f"embedder load: {time.perf_counter() - t0:.2f} s")
     rows = load_prompts()
     tag_ok = band_ok = 0

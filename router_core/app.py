@@ -31,6 +31,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .gateway import GatewaySchema
+from .http1 import Client
 from .limits import TRIM, MemoryTrim
 from .outcome import ERROR_CODE, finish_middleware
 from .pipeline import RUNTIME, Runtime, handle
@@ -241,11 +242,9 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     app[TRIM] = MemoryTrim()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(
-            connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
-        ) as session:
-            app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, session))
+        client = Client(limit_per_host=CONNECTIONS_PER_HOST)
+        try:
+            app[RUNTIME] = Runtime(config, host, schema, Routes(config, kinds, client))
             describe_providers(config)
             await host.start(app, config)  # a plugin that cannot start stops the gateway
             log.info("plugins enabled, in call order: %s", ", ".join(host.names) or "none")
@@ -261,6 +260,8 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
             gc.set_threshold(GC_YOUNG, 20, 10)
             yield
             await host.stop(app)
+        finally:
+            await client.close()
 
     app.cleanup_ctx.append(resources)
     app[ROUTE_DIALECTS] = {}

@@ -15,6 +15,8 @@ from cattrs.cols import list_structure_factory
 from cattrs.preconf.orjson import make_converter
 from cattrs.v import format_exception
 
+from .http1 import check_header
+
 #: The one converter for config and for the request's gateway object.  Primitives are
 #: strict: cattrs would otherwise turn "maybe" into True and 3 into "3".
 converter = make_converter(forbid_extra_keys=True)
@@ -124,6 +126,11 @@ class ServerConfig:
     workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
 
+def _sendable_headers(instance: Any, attribute: attrs.Attribute, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        check_header(name, value)
+
+
 @attrs.frozen
 class ProviderConfig:
     kind: str
@@ -131,7 +138,7 @@ class ProviderConfig:
     api_key: str | None = attrs.field(default=None, repr=False)
     zdr: bool = False
     serves: dict[str, str] = attrs.field(factory=dict)
-    headers: dict[str, str] = attrs.field(factory=dict, repr=False)
+    headers: dict[str, str] = attrs.field(factory=dict, repr=False, validator=_sendable_headers)
     connect_timeout: float = 5.0
     first_byte_timeout: float = 60.0
     total_timeout: float = 600.0

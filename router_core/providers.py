@@ -9,15 +9,15 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import aiohttp
 import orjson
 
 from .breaker import Breaker, MemoryBreaker
 from .call import Call, Message, Reply, StreamEnd, TextDelta, Usage
-from .config import Config, ProviderConfig
+from .config import Config, ConfigError, ProviderConfig
 from .context import Route
 from .dialects import Dialect, chat, responses
 from .errors import ModelNotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .http1 import Client, ConnectError, ConnectTimeout, HTTPError, ReadTimeout, Response, Target
 from .ids import random_hex
 from .images import GeneratedImage, ImageFailure, openai_images, prompt_picture
 
@@ -88,29 +88,36 @@ class Provider:
     paths: ClassVar[dict[str, str]] = {"chat": "/chat/completions", "responses": "/responses"}
     # What the kind can do besides answering a Call: "images" (``generate_image``).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Whether it sends requests over HTTP (``echo`` answers by itself).
+    remote: ClassVar[bool] = True
 
-    def __init__(
-        self, name: str, config: ProviderConfig, session: aiohttp.ClientSession, breaker: Breaker | None = None
-    ) -> None:
+    def __init__(self, name: str, config: ProviderConfig, client: Client, breaker: Breaker | None = None) -> None:
         self.name = name
         self.config = config
-        self.session = session
+        self.client = client
         self.breaker = breaker or MemoryBreaker()  # Routes hands every provider the app's one breaker
-        # sock_read bounds the wait for the first byte (and every later gap between bytes).
         self.base_url = config.base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(
-            total=config.total_timeout, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
-        )
-        # A non-streamed answer's deadlines (first byte, whole answer) are one asyncio timer in
-        # post_json; aiohttp itself only bounds the connect.
-        self.reply_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout)
         self.headers = {
             "Content-Type": "application/json",
             "Accept-Encoding": "gzip, deflate",  # what inflate() can bound
             **config.headers,
             **self.auth_headers(),
         }
-        self._reply_options = self.request_options(self.reply_timeout)
+        # Each endpoint's request head, encoded once (a header that cannot be sent stops startup).
+        self._targets: dict[str, Target] = {}
+        if self.remote and self.unavailable is None:
+            for path in self.paths.values():
+                self.target(self.base_url + path)
+
+    def target(self, url: str) -> Target:
+        """``url`` with the provider's headers, ready to POST to."""
+        target = self._targets.get(url)
+        if target is None:
+            try:
+                target = self._targets[url] = Target(url, self.headers)
+            except ValueError as exc:
+                raise ConfigError([f"providers.{self.name}: {exc}"]) from None
+        return target
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
@@ -149,13 +156,16 @@ class Provider:
         loop = asyncio.get_running_loop()
         total = loop.time() + self.config.total_timeout
         with self.transport_errors():
-            # One timer, instead of aiohttp's sock_read (re-armed on every chunk read) and total:
-            # up to the headers it bounds the first byte (a non-streamed answer's first byte is
-            # the whole answer being ready), then the whole answer.
+            # One timer: up to the headers it bounds the first byte (a non-streamed answer's first
+            # byte is the whole answer being ready), then the whole answer.
             first = loop.time() + (first_byte_timeout or self.config.first_byte_timeout)
             async with asyncio.timeout_at(min(first, total)) as deadline:
-                resp = await self.session.post(url, data=orjson.dumps(body), **self._reply_options)
-                if not resp.content.is_eof():  # most answers came whole with their headers
+                resp = await self.client.post(
+                    self._targets.get(url) or self.target(url),
+                    orjson.dumps(body),
+                    connect_timeout=self.config.connect_timeout,
+                )
+                if not resp.is_eof():  # most answers came whole with their headers
                     deadline.reschedule(total)
                 async with resp:
                     await self._check(resp)
@@ -168,13 +178,7 @@ class Provider:
             raise UpstreamFailure(f"provider '{self.name}' answered with JSON that is not an object")
         return answer
 
-    def request_options(self, timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
-        """Every upstream POST: the provider's headers and ``timeout``; redirects are never
-        followed (the key and the prompt would go to another host, and its answer would be
-        served); answers are inflated by :func:`inflate`, bounded, not by aiohttp."""
-        return {"headers": self.headers, "timeout": timeout, "allow_redirects": False, "auto_decompress": False}
-
-    async def _read_reply(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_reply(self, resp: Response) -> bytes:
         identity = _encoding(resp) is None
         if identity and resp.content_length is not None and resp.content_length <= MAX_REPLY_BYTES:
             return await resp.read()  # the common case: one read, no copies
@@ -184,11 +188,11 @@ class Provider:
             raise UpstreamFailure(f"provider '{self.name}' answered more than {MAX_REPLY_BYTES} bytes")
         return bytes(raw)
 
-    async def read_limited(self, resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    async def read_limited(self, resp: Response, limit: int) -> bytes:
         """Up to ``limit`` bytes of the (inflated) body."""
         return bytes((await self._collect(resp, limit))[:limit])
 
-    async def _collect(self, resp: aiohttp.ClientResponse, limit: int) -> bytearray:
+    async def _collect(self, resp: Response, limit: int) -> bytearray:
         raw = bytearray()
         async for piece in self.body_pieces(resp):
             raw += piece
@@ -196,14 +200,14 @@ class Provider:
                 break
         return raw
 
-    def body_pieces(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    def body_pieces(self, resp: Response) -> AsyncIterator[bytes]:
         """The body as it arrives, inflated piece by piece when the upstream compressed it."""
         encoding = _encoding(resp)
         if encoding is None:
-            return resp.content.iter_any()
+            return resp.iter_any()
         if encoding not in DECODERS:
             raise UpstreamFailure(f"provider '{self.name}' answered with an unsupported encoding")
-        return self._inflated(resp.content.iter_any(), DECODERS[encoding])
+        return self._inflated(resp.iter_any(), DECODERS[encoding])
 
     async def _inflated(self, chunks: AsyncIterator[bytes], wbits: int) -> AsyncIterator[bytes]:
         inflater = zlib.decompressobj(wbits)
@@ -224,10 +228,19 @@ class Provider:
 
     @contextlib.asynccontextmanager
     async def stream(self, codec: Dialect, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Open a streamed answer; yields its raw byte chunks once the status is known good."""
+        """Open a streamed answer; yields its raw byte chunks once the status is known good.
+
+        ``first_byte_timeout`` bounds the wait for the first byte and every later gap between
+        bytes; ``total_timeout`` the whole stream. Redirects are never followed (the key and the
+        prompt would go to another host, and its answer would be served); answers are inflated
+        by :meth:`body_pieces`, bounded."""
         with self.transport_errors():
-            resp = await self.session.post(
-                self.url(codec), data=orjson.dumps(body), **self.request_options(self.timeout)
+            resp = await self.client.post(
+                self.target(self.url(codec)),
+                orjson.dumps(body),
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.first_byte_timeout,
+                deadline=asyncio.get_running_loop().time() + self.config.total_timeout,
             )
         try:
             with self.transport_errors():
@@ -243,9 +256,9 @@ class Provider:
         """Turn transport errors into UpstreamFailure, naming the provider and nothing secret."""
         try:
             yield
-        except aiohttp.ConnectionTimeoutError:
+        except ConnectTimeout:
             raise UpstreamFailure(f"could not connect to provider '{self.name}' in time", status=504) from None
-        except aiohttp.SocketTimeoutError:
+        except ReadTimeout:
             # No byte for first_byte_timeout: before a stream's first event, the provider is stuck.
             raise UpstreamFailure(f"provider '{self.name}' timed out", status=504, timed_out=True) from None
         except TimeoutError:
@@ -254,12 +267,12 @@ class Provider:
             raise UpstreamFailure(
                 f"provider '{self.name}' timed out", status=504, timed_out=True, counts=False
             ) from None
-        except aiohttp.ClientConnectorError:
+        except ConnectError:
             raise UpstreamFailure(f"could not connect to provider '{self.name}'", status=503) from None
-        except aiohttp.ClientError as exc:
+        except HTTPError as exc:
             raise UpstreamFailure(f"provider '{self.name}' failed: {type(exc).__name__}", status=502) from None
 
-    async def _check(self, resp: aiohttp.ClientResponse) -> None:
+    async def _check(self, resp: Response) -> None:
         if resp.status < 300:
             return
         if resp.status < 400:  # a redirect (never followed) or a 304: not an answer
@@ -292,7 +305,7 @@ class Provider:
         return text
 
 
-def _encoding(resp: aiohttp.ClientResponse) -> str | None:
+def _encoding(resp: Response) -> str | None:
     """The answer's Content-Encoding, lower-cased, or None for an uncompressed one."""
     encoding = resp.headers.get("Content-Encoding", "").strip().lower()
     return None if encoding in ("", "identity") else encoding
@@ -347,6 +360,7 @@ class EchoProvider(Provider):
 
     kind = "echo"
     capabilities = frozenset({"images"})
+    remote = False
 
     async def generate_image(self, model: str, prompt: str, options: dict[str, Any]) -> GeneratedImage:
         """A small picture drawn from the prompt, offline: the image feature works without a key."""
@@ -392,11 +406,11 @@ class Routes:
         self,
         config: Config,
         kinds: dict[str, type[Provider]],
-        session: aiohttp.ClientSession,
+        client: Client,
         breaker: Breaker | None = None,
     ) -> None:
         self.breaker = breaker or MemoryBreaker()
-        self.providers = {name: kinds[p.kind](name, p, session, self.breaker) for name, p in config.providers.items()}
+        self.providers = {name: kinds[p.kind](name, p, client, self.breaker) for name, p in config.providers.items()}
         self.serving: dict[str, list[tuple[Provider, str]]] = {}
         for provider in self.providers.values():
             for model, upstream in provider.config.serves.items():

@@ -22,6 +22,9 @@ BENCH = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCH))
 import run as B  # noqa: E402  bench/run.py: its config writer, wrk script and /proc readers
 
+if (Path.cwd() / "plugins.toml").is_file():  # the measured checkout's own plugins.toml (alternate.sh cds there)
+    B.REPO = Path.cwd()
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--plugins", default="")
 ap.add_argument("--seconds", type=int, default=6)

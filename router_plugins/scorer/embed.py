@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from router_lib.words import CACHE_SIZE, CACHED_TEXT_CHARS
+from router_lib.words import CACHED_TEXT_CHARS
+
+from .vectors import PROMPT_CHARS, CachedVectors
 
 log = logging.getLogger("llm_router.scorer")
 
@@ -17,21 +19,18 @@ log = logging.getLogger("llm_router.scorer")
 WEIGHTS = "weights/l2_supercat_256.safetensors"
 TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 DIMENSIONS = 256
-# A prompt or conversation turn is embedded from its first characters only. The vector is
-# a mean of token vectors, so the ask (which comes first) is what moves it: the tag and
-# tool figures do not change when long pastes are cut here, while the tokenizer's time and
-# memory grow with the text (an 8 MB prompt is ~1.3 M tokens × 256 floats). Such text is
-# never cached; description vectors are, cut to CACHED_TEXT_CHARS.
-PROMPT_CHARS = 2000
+__all__ = ["DIMENSIONS", "PROMPT_CHARS", "Embedder", "embedder"]
 
 
-class Embedder:
+class Embedder(CachedVectors):
     """Sentence vectors (unit length, 256 dims) from averaged static token embeddings.
 
     Descriptions (tags, tools) and single words repeat across requests and go through a
     bounded LRU cache (``vector``/``vectors``/``similarity``'s ``descriptions``); prompts and
     conversation turns do not repeat and are embedded uncached (``embed``/``embed_many``).
     """
+
+    dimensions = DIMENSIONS
 
     def __init__(self) -> None:
         import wordllama
@@ -43,16 +42,10 @@ class Embedder:
         with safe_open(str(root / WEIGHTS), framework="np", device="cpu") as f:
             embedding = f.get_tensor("embedding.weight")
         self.model = WordLlamaInference(embedding, Tokenizer.from_file(str(root / TOKENIZER)))
-        self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._one)
+        super().__init__()
 
-    def _one(self, text: str) -> np.ndarray:
-        vector = self.model.embed([text], norm=True)[0].astype(np.float32)
-        vector.setflags(write=False)
-        return vector
-
-    def embed(self, text: str) -> np.ndarray:
-        """A prompt's vector from its first ``PROMPT_CHARS`` characters, not cached."""
-        return self._one(text[:PROMPT_CHARS])
+    def encode(self, text: str) -> np.ndarray:
+        return self.model.embed([text], norm=True)[0].astype(np.float32)
 
     def embed_many(self, texts: list[str]) -> np.ndarray:
         """Conversation texts' vectors (one row each), from their first ``PROMPT_CHARS`` characters, not cached."""
@@ -64,12 +57,6 @@ class Embedder:
         """A description's vector, cached (the first ``CACHED_TEXT_CHARS`` characters)."""
         return self._cached(text[:CACHED_TEXT_CHARS])
 
-    def vectors(self, texts: list[str]) -> np.ndarray:
-        """Descriptions' (or words') vectors, one row each, cached row by row."""
-        if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        return np.stack([self._cached(t[:CACHED_TEXT_CHARS]) for t in texts])
-
     def similarity(self, prompt: str, descriptions: list[str]) -> np.ndarray:
         """Cosine similarity of a prompt (uncached) to each description (cached), in -1..1."""
         return self.vectors(descriptions) @ self.embed(prompt)
@@ -77,10 +64,6 @@ class Embedder:
     def similarity_to_texts(self, prompt: str, texts: list[str]) -> np.ndarray:
         """Cosine similarity of a prompt to each conversation text, nothing cached, in -1..1."""
         return self.embed_many(texts) @ self.embed(prompt)
-
-    def cache_size(self) -> int:
-        """How many description vectors are cached."""
-        return self._cached.cache_info().currsize
 
 
 @functools.cache

@@ -7,6 +7,7 @@ import functools
 import logging
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from router_core import Manifest, RequestContext, hookimpl
@@ -22,7 +23,21 @@ from .sentence import encoder
 log = logging.getLogger("llm_router.scorer")
 
 SCORES = ("tag", "tag_scores", "complexity", "wants_image", "history_dependency", "media_relevance", "tool_relevance")
-MANIFEST = Manifest(provides_scores=SCORES)
+
+
+@attrs.frozen
+class Settings:
+    """``[plugins.scorer]``. ``no_tag``: how readily a prompt gets no tag. ``"lenient"`` (the default) keeps
+    in-scope prompts (a model-less request with no tag is a 400); ``"strict"`` sends most prompts that fit none of
+    the tags to the request's fallback ``model``, and loses more in-scope ones (docs/routing-intelligence.md)."""
+
+    no_tag: str = attrs.field(default="lenient", validator=attrs.validators.in_(("lenient", "strict")))
+
+
+MANIFEST = Manifest(provides_scores=SCORES, settings=Settings)
+MARGINS = {"lenient": intent.MARGIN, "strict": intent.STRICT_MARGIN}
+# The "no tag" bar of each app, from its settings (apps never share it).
+MARGIN = web.AppKey("scorer.no_tag_margin", float)
 
 
 @functools.cache
@@ -36,7 +51,8 @@ def loaded_embedder() -> Embedder | None:
 
 
 @hookimpl
-def router_startup(app: web.Application) -> None:
+def router_startup(app: web.Application, settings: Settings) -> None:
+    app[MARGIN] = MARGINS[settings.no_tag]
     model = loaded_embedder()  # load the embeddings (about 0.3 s) before the first request
     if model is not None:
         app[EMBEDDER] = model  # shared with the plugins that compare texts, never a second copy
@@ -64,7 +80,10 @@ def score_now(ctx: RequestContext, wanted: frozenset[str]) -> dict[str, Any]:
         scores["wants_image"], reasons["wants_image"] = wants_image(prompt)
     if "tag" in wanted or "tag_scores" in wanted:
         # The tags offered are the input, not a consumer: whoever asks, they are in the request.
-        scores["tag"], scores["tag_scores"], reasons["tag"] = match_tags(prompt, ctx.gateway.get("tags") or (), model)
+        margin = ctx.app.get(MARGIN) if ctx.app is not None else None
+        scores["tag"], scores["tag_scores"], reasons["tag"] = match_tags(
+            prompt, ctx.gateway.get("tags") or (), model, margin
+        )
     try:
         if "history_dependency" in wanted:
             scores["history_dependency"], reasons["history_dependency"] = context.history_dependency(call, model)

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from router_lib.words import CACHED_TEXT_CHARS
+
 from . import distill
+from .vectors import PROMPT_CHARS, CachedVectors
 
 log = logging.getLogger("llm_router.scorer")
-
-#: A prompt is read from its first characters only: the ask comes first, and the cost grows with the text.
-PROMPT_CHARS = 2000
-CACHE_SIZE = 4096
-CACHED_TEXT_CHARS = 2000
+__all__ = ["CACHED_TEXT_CHARS", "PROMPT_CHARS", "SentenceEncoder", "encoder"]
 
 
-class SentenceEncoder:
+class SentenceEncoder(CachedVectors):
     """Unit-length sentence vectors (``distill.DIMENSIONS`` dims); descriptions are cached, prompts are not."""
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -33,16 +32,16 @@ class SentenceEncoder:
         directory = directory or distill.default_dir()
         if not (directory / distill.META_FILE).is_file():
             raise FileNotFoundError(f"no distilled vectors in {directory}: run python -m router_plugins.scorer.distill")
-        self.vectors = np.load(directory / distill.VECTORS_FILE)  # float16: 16 MB; rows are widened when read
-        self.vectors.setflags(write=False)
+        self.table = np.load(directory / distill.VECTORS_FILE)  # float16: 16 MB; rows are widened when read
+        self.table.setflags(write=False)
         self.tokenizer = Tokenizer.from_file(str(directory / distill.TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self.dimensions = self.vectors.shape[1]
+        self.dimensions = self.table.shape[1]
         vocab = self.tokenizer.get_vocab()
-        self.is_piece = np.zeros(self.vectors.shape[0], dtype=bool)
+        self.is_piece = np.zeros(self.table.shape[0], dtype=bool)
         self.is_piece[[i for token, i in vocab.items() if token.startswith("##")]] = True
-        self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._one)
+        super().__init__()
         self._lock = threading.Lock()  # the tokenizer object is shared; keep calls from threads apart
         self._last: tuple[str, np.ndarray, np.ndarray] | None = None
 
@@ -55,18 +54,12 @@ class SentenceEncoder:
         """The unit-length mean of the tokens' vectors (zeros for no tokens)."""
         if not len(ids):
             return np.zeros(self.dimensions, dtype=np.float32)
-        vector = self.vectors[ids].astype(np.float32).mean(axis=0)
+        vector = self.table[ids].astype(np.float32).mean(axis=0)
         vector /= float(np.linalg.norm(vector)) or 1.0
         return vector
 
-    def _one(self, text: str) -> np.ndarray:
-        vector = self.mean_vector(self.token_ids(text))
-        vector.setflags(write=False)
-        return vector
-
-    def embed(self, text: str) -> np.ndarray:
-        """A prompt's vector from its first ``PROMPT_CHARS`` characters, not cached."""
-        return self._one(text[:PROMPT_CHARS])
+    def encode(self, text: str) -> np.ndarray:
+        return self.mean_vector(self.token_ids(text))
 
     def read(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """(token ids, vector) of a prompt's first ``PROMPT_CHARS`` characters; the last prompt is remembered,
@@ -81,15 +74,6 @@ class SentenceEncoder:
         vector.setflags(write=False)
         self._last = (text, ids, vector)
         return ids, vector
-
-    def vectors_of(self, texts: list[str]) -> np.ndarray:
-        """Descriptions' vectors, one row each, cached per description (cut to ``CACHED_TEXT_CHARS``)."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        return np.stack([self._cached(t[:CACHED_TEXT_CHARS]) for t in texts])
-
-    def cache_size(self) -> int:
-        return self._cached.cache_info().currsize
 
 
 @functools.cache

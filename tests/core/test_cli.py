@@ -36,6 +36,10 @@ def test_repo_config_checks_ok():
         ("[server]\nprot = 1\n", "server: extra fields found (prot)"),
         ('[plugins]\nenabled = ["ghost"]\n', "plugins.enabled: no plugin named 'ghost'"),
         ("[server\n", "plugins.toml"),
+        (
+            '[providers.x]\nkind = "openai"\nheaders = { "X-Org" = "a\\nInjected: 1" }\n',
+            "providers.x: header 'X-Org' has a line break in its value",
+        ),
     ],
 )
 def test_config_mistakes_name_the_key(tmp_path, toml, expected):

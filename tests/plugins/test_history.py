@@ -8,7 +8,7 @@ import pytest
 
 from router_plugins.scorer import plugin as scorer_plugin
 from tests.conftest import sdk
-from tests.plugins.context_setup import context_gateway
+from tests.plugins.context_setup import context_gateway, tool_exchange
 
 PYTHON_TURNS = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -106,31 +106,33 @@ async def test_long_kept_blocks_are_shortened(make_gateway, upstream):
 
 async def test_tool_call_and_result_stay_paired(make_gateway, upstream):
     client = await context_gateway(make_gateway, "history")
-    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     messages = [
-        {"role": "user", "content": "What's the weather in Paris today?"},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 18, "sky": "cloudy"}'},
-        {"role": "assistant", "content": "It is 18°C and cloudy in Paris."},
+        *tool_exchange(
+            "What's the weather in Paris today?",
+            ("call_1", "get_weather", '{"city": "Paris"}'),
+            '{"temp_c": 18, "sky": "cloudy"}',
+            "It is 18°C and cloudy in Paris.",
+        ),
         {"role": "user", "content": "New topic: translate 'good morning' into Italian."},
     ]
     await chat(client, messages, {"chatHistoryCompression": {}})
     sent = upstream.last.json["messages"]
     assert [m["role"] for m in sent] == ["user"]
     # The same conversation when the model is mid tool-loop: everything is needed.
-    messages = [messages[-1], {"role": "assistant", "content": None, "tool_calls": [call]}, messages[2]]
+    messages = [messages[-1], messages[1], messages[2]]
     await chat(client, messages, {"chatHistoryCompression": {}})
     assert [m["role"] for m in upstream.last.json["messages"]] == ["user", "assistant", "tool"]
 
 
 async def test_kept_turn_keeps_its_tool_pair(make_gateway, upstream):
     client = await context_gateway(make_gateway, "history")
-    call = {"id": "call_9", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order": "A-17"}'}}
     messages = [
-        {"role": "user", "content": "Where is my order A-17 with the blue bicycle helmet?"},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_9", "content": '{"status": "shipped"}'},
-        {"role": "assistant", "content": "Order A-17 has shipped."},
+        *tool_exchange(
+            "Where is my order A-17 with the blue bicycle helmet?",
+            ("call_9", "lookup_order", '{"order": "A-17"}'),
+            '{"status": "shipped"}',
+            "Order A-17 has shipped.",
+        ),
         {"role": "user", "content": "Tell me a joke about penguins."},
         {"role": "assistant", "content": "Why don't penguins fly? They're not ready to leave the nest egg."},
         {"role": "user", "content": "Does the blue bicycle helmet come in other sizes?"},

@@ -20,6 +20,7 @@ from router_plugins.scorer.embed import PROMPT_CHARS, embedder
 from router_plugins.scorer.image_intent import wants_image
 from router_plugins.scorer.intent import match_tags
 from router_plugins.tags.plugin import Tag
+from tests.conftest import sdk
 
 DATA = Path(__file__).parent.parent / "data" / "scorer"
 
@@ -127,6 +128,7 @@ def test_complexity_is_difficulty_not_length_and_explained():
     proof = "Prove that every group of order p^2, with p prime, is abelian, and classify such groups up to isomorphism."
     long_easy, short_hard = complexity(lookup)[0], complexity(proof)[0]
     assert len(lookup.split()) > 2 * len(proof.split())
+    # the bounded length term lowers a one-line prompt a little: a short hard one still beats a long easy one
     assert trivial < 0.1 and long_easy < 0.4 < 0.6 < short_hard
     assert why_trivial[0] == "1 word" and any(r.startswith("content ") for r in complexity(proof)[1])
 
@@ -252,7 +254,7 @@ def test_embedder_loads_once_and_a_failure_means_words_only(monkeypatch):
         monkeypatch.undo()
         plugin.loaded_embedder.cache_clear()
     app: dict = {}
-    plugin.router_startup(app)
+    plugin.router_startup(app, plugin.Settings())
     assert plugin.loaded_embedder() is embedder() is app[EMBEDDER]
 
 
@@ -263,3 +265,40 @@ def test_one_word_module():
     assert last_user_index(messages) == 2
     assert last_user_index(messages, before=2) == 0
     assert last_user_index(messages[1:2]) is None
+
+
+# ---------------------------------------------------------------- [plugins.scorer] no_tag
+
+
+NEAR_MISS = "is it worth paying off my credit card early?"  # personal finance: near billing, closer to its own topic
+BILLING_AND_CODE = [
+    {"name": "billing", "description": "billing questions, refunds", "models": ["openai/billing"]},
+    {"name": "coding", "description": "writing, reviewing and debugging code", "models": ["openai/coder"]},
+]
+
+
+@pytest.mark.parametrize(("no_tag", "tag", "model"), [(None, "billing", "billing"), ("strict", None, "general")])
+async def test_strict_no_tag_sends_a_near_miss_to_the_fallback_model(make_gateway, upstream, no_tag, tag, model):
+    plugins = {"enabled": ["scorer", "tags"]} | ({"scorer": {"no_tag": no_tag}} if no_tag else {})
+    client = sdk(await make_gateway({"plugins": plugins}))
+    raw = await client.chat.completions.with_raw_response.create(
+        model="openai/general",
+        messages=[{"role": "user", "content": NEAR_MISS}],
+        extra_body={"gateway": {"tags": BILLING_AND_CODE}},
+    )
+    assert raw.headers.get("x-router-tag") == tag and upstream.last.json["model"] == model
+
+
+async def test_a_bad_no_tag_setting_stops_startup(make_gateway):
+    with pytest.raises(Exception, match=r"plugins\.scorer\.no_tag"):
+        await make_gateway({"plugins": {"enabled": ["scorer", "tags"], "scorer": {"no_tag": "sometimes"}}})
+
+
+def test_the_ask_is_the_last_sentence_in_words():
+    from router_plugins.scorer.intent import ask
+
+    passage = "The Bears led 14-3 at half time. Chicago added a field goal late.\nHow many points did the Bears score?"
+    assert ask(passage) == "How many points did the Bears score?"
+    assert ask("Which of these is a gas?\n A. water vapour\n B. ice\n C. granite") == "Which of these is a gas?"
+    assert ask('def add(a, b):\n    """\n    >>> add(1, 2)\n    3\n    """') == ""  # code and numbers ask nothing
+    assert ask("fix this. " * 1000 + "Then explain why it failed.") == "Then explain why it failed."

@@ -37,8 +37,8 @@ def test_prompts_are_not_cached_descriptions_are_bounded():
     ids, vector = model.read(huge)
     assert len(ids) < PROMPT_CHARS and model.cache_size() == before
     assert vector @ model.embed(huge[:PROMPT_CHARS]) == pytest.approx(1.0)
-    model.vectors_of(["a long tag description " * 10_000])
-    model.vectors_of([("a long tag description " * 10_000)[:CACHED_TEXT_CHARS]])  # the same, bounded, key
+    model.vectors(["a long tag description " * 10_000])
+    model.vectors([("a long tag description " * 10_000)[:CACHED_TEXT_CHARS]])  # the same, bounded, key
     assert model.cache_size() == before + 1
 
 

@@ -9,7 +9,7 @@ import pytest
 from router_core import Tool
 from router_plugins.tools.select import dependencies
 from tests.conftest import sdk
-from tests.plugins.context_setup import context_gateway
+from tests.plugins.context_setup import context_gateway, tool_exchange
 
 
 def function(name: str, description: str, *params: str) -> dict:
@@ -150,12 +150,13 @@ async def test_responses_forced_tool_and_builtin_tools(make_gateway, upstream):
 
 async def test_tools_already_called_are_kept(make_gateway, upstream):
     client = await context_gateway(make_gateway, "tools")
-    call = {"id": "call_1", "type": "function", "function": {"name": "search_db", "arguments": '{"query": "Berlin"}'}}
     messages = [
-        {"role": "user", "content": "Look up our customers in Berlin."},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_1", "content": '[{"name": "Anna"}]'},
-        {"role": "assistant", "content": "One customer: Anna."},
+        *tool_exchange(
+            "Look up our customers in Berlin.",
+            ("call_1", "search_db", '{"query": "Berlin"}'),
+            '[{"name": "Anna"}]',
+            "One customer: Anna.",
+        ),
         {"role": "user", "content": "What is 256 multiplied by 14?"},
     ]
     await chat(client, messages, PRODUCT_TOOLS, {"toolOptimization": {}})
