@@ -19,28 +19,32 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-ANSWER = orjson.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "m",
-        "system_fingerprint": "fp_bench",
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": "Sure. Here is a short answer from the benchmark upstream, fixed bytes every time.",
-                    "refusal": None,
-                },
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 512, "completion_tokens": 18, "total_tokens": 530},
-    }
-)
+
+def chat_completion(
+    model: str = "m", text: str = "Sure. Here is a short answer from the benchmark upstream, fixed bytes every time."
+) -> bytes:
+    """A chat.completion answer as OpenAI sends it (the fake upstreams of bench/ share it)."""
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": model,
+            "system_fingerprint": "fp_bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 512, "completion_tokens": 18, "total_tokens": 530},
+        }
+    )
+
+
+ANSWER = chat_completion()
 JSON = "application/json"
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 from aiohttp import web
+from servers import chat_completion  # bench/servers.py, next to this script
 
 FAULTS = [  # (fault on the primary provider, weight)
     ("ok", 60),
@@ -48,16 +49,7 @@ LEAVE_EARLY = 0.04  # share of clients that hang up after 20–150 ms, whatever 
 
 
 def answer(model: str, text: str = "steady answer") -> bytes:
-    return orjson.dumps(
-        {
-            "id": "chatcmpl-soak",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        }
-    )
+    return chat_completion(model, text)
 
 
 def chunks(model: str, n: int = 6) -> list[bytes]:

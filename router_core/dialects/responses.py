@@ -464,6 +464,10 @@ class StreamEncoder(BaseStreamEncoder):
         self.seq += 1
         return {"type": kind, "sequence_number": self.seq - 1, **fields}
 
+    def _text_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """An event about the open message's text part (its one content part)."""
+        return self._event(kind, item_id=self._message_id, output_index=self.message_index, content_index=0, **fields)
+
     def _envelope(self, status: str) -> dict[str, Any]:
         return response_object(self.reply_id, self.model, self.created, status, self.call)
 
@@ -485,10 +489,9 @@ class StreamEncoder(BaseStreamEncoder):
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         item = _message_item(self._message_id, text, "completed")
         self.output.append(item)
-        common = {"item_id": self._message_id, "output_index": index}
         return [
-            self._event("response.output_text.done", content_index=0, text=text, logprobs=[], **common),
-            self._event("response.content_part.done", content_index=0, part=part, **common),
+            self._text_event("response.output_text.done", text=text, logprobs=[]),
+            self._text_event("response.content_part.done", part=part),
             self._event("response.output_item.done", output_index=index, item=item),
         ]
 
@@ -519,26 +522,9 @@ class StreamEncoder(BaseStreamEncoder):
                 item = _message_item(self._message_id, "", "in_progress")
                 part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
                 out.append(self._event("response.output_item.added", output_index=self.message_index, item=item))
-                out.append(
-                    self._event(
-                        "response.content_part.added",
-                        item_id=self._message_id,
-                        output_index=self.message_index,
-                        content_index=0,
-                        part=part,
-                    )
-                )
+                out.append(self._text_event("response.content_part.added", part=part))
             self.text.append(piece.text)
-            out.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=self._message_id,
-                    output_index=self.message_index,
-                    content_index=0,
-                    delta=piece.text,
-                    logprobs=[],
-                )
-            )
+            out.append(self._text_event("response.output_text.delta", delta=piece.text, logprobs=[]))
             return out
         if isinstance(piece, ToolCallDelta):
             out = []
