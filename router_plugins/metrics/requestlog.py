@@ -24,7 +24,12 @@ PIPE_BUF = 4096  # POSIX: a write of at most this many bytes to a pipe is not in
 PROBE_TS = 1_700_000_000.25
 
 
+log = logging.getLogger("llm_router.metrics")
+
+
 class RequestLog:
+    """The lines of one app, queued on the event loop and handed on at the end of its turn."""
+
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         self.pending: list[tuple[float, bytes]] = []
@@ -50,7 +55,10 @@ class RequestLog:
         handler = self.plain_handler()
         written = self.write(handler, lines) if handler is not None else 0
         for ts, line in lines[written:]:
-            self.emit(ts, line)
+            try:
+                self.emit(ts, line)
+            except Exception as exc:  # a filter of the user's raised: that line is lost, not the others
+                log.warning("a request log line was not logged (%s)", type(exc).__name__)
 
     def emit(self, ts: float, line: bytes) -> None:
         """One line as a LogRecord through the logger's handlers and filters (no search of the call stack)."""
@@ -127,5 +135,9 @@ class RequestLog:
         if same is None:
             probe = self.logger.makeRecord(self.logger.name, logging.INFO, __file__, 0, "{}", None, None, "probe")
             probe.created, probe.msecs = PROBE_TS, 250.0
-            same = self.formatters[formatter] = formatter.format(probe) == self.render(PROBE_TS, "{}")
+            try:
+                same = formatter.format(probe) == self.render(PROBE_TS, "{}")
+            except Exception:  # a formatter of the user's that wants more than a plain record: it gets records
+                same = False
+            self.formatters[formatter] = same
         return same

@@ -126,6 +126,23 @@ async def test_a_failing_stream_hands_the_lines_to_logging(monkeypatch):
     assert [r.getMessage()[:18] for r in failures] == ['{"request_id":"r-0', '{"request_id":"r-1']
 
 
+async def test_a_raising_filter_costs_its_line_only(caplog):
+    logger, handler, stream = alone("%(message)s")
+
+    def picky(record: logging.LogRecord) -> bool:
+        if "r-0" in record.getMessage():
+            raise ValueError("no")
+        return True
+
+    handler.addFilter(picky)
+    log = RequestLog(logger)
+    for ts, line in lines_of(2):
+        log.add(ts, line)
+    await asyncio.sleep(0)
+    assert [orjson.loads(ln)["request_id"] for ln in stream.getvalue().splitlines()] == ["r-1"]
+    assert "a request log line was not logged (ValueError)" in caplog.text
+
+
 async def test_a_line_is_written_even_if_the_process_is_killed_right_after(tmp_path):
     """`serve` with its own stderr handler, SIGKILLed 0.2 s after its last answer: every line is in the log."""
     config = tmp_path / "plugins.toml"
