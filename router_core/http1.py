@@ -235,6 +235,10 @@ class Response:
             waiter.set_exception(exc)
 
 
+class _SecondAnswer(Exception):
+    """Raised inside the parser when bytes after a complete answer start another one."""
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; one answer at a time."""
 
@@ -250,8 +254,6 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False
         self.idle_since = 0.0
         self.reusable = False
-        self._header = ""
-        self._value = ""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -288,9 +290,10 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         response = self.response
-        if response is None or response._complete:  # a second answer to one request
-            self.reusable = False
-            self.abort()
+        if response is None or response._complete:
+            # A second answer to one request: stop parsing (feed_data raises), so that nothing
+            # of it lands in the first answer, which stays readable; the connection is dropped.
+            raise _SecondAnswer
 
     def on_status(self, status: bytes) -> None:
         self.response.reason += status.decode("latin-1")  # type: ignore[union-attr]

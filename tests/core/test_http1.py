@@ -324,3 +324,16 @@ async def test_tls_upstreams_are_verified_and_kept_alive():
         await strict.post(Target(url, {}), b"{}", connect_timeout=5)
     await strict.close()
     server.close()
+
+
+async def test_a_second_answer_in_the_same_bytes_does_not_touch_the_first():
+    second = b"HTTP/1.1 503 Busy\r\nX-Second: 1\r\nContent-Length: 0\r\n\r\n"
+    async with Server(lambda n, body: [(0, OK + second)]) as server:
+        client = Client()
+        async with await client.post(target(server), b"{}") as resp:
+            assert await resp.read() == b"{}"
+            assert resp.status == 200 and resp.reason == "OK" and "x-second" not in resp.headers
+        async with await client.post(target(server), b"{}") as resp:
+            assert resp.status == 200
+        assert server.connections == 2
+        await client.close()
