@@ -2,7 +2,9 @@
 
 Label values are bounded: a model is named only once a provider answered for it (or it
 has ``[models.*]`` prices), otherwise ``other``, so a client cannot grow the series by
-sending made-up names. A client key appears by its name, never the key.
+sending made-up names. A client key appears by its name, never the key. Counts live in
+plain cells updated on the event loop and rendered when scraped (``cells.py``); the log
+lines leave once per loop turn (``requestlog.py``).
 """
 
 from __future__ import annotations
