@@ -66,13 +66,16 @@ class Admission:
     ``limit`` names what refused it (``rpm``, ``tpm``, ``max_parallel``,
     ``daily_budget_usd``, ``monthly_budget_usd``), ``retry_after`` is when it may be
     tried again in seconds (``None``: never, the request alone is above the limit).
-    ``lease`` identifies the parallel-request slot to release afterwards.
+    ``lease`` identifies the parallel-request slot to release afterwards. ``leased``: admitted
+    from room this process took from the store earlier (an admission lease), without asking
+    it now, so it says nothing about whether the store answers.
     """
 
     ok: bool
     limit: str | None = None
     retry_after: float | None = None
     lease: str | None = None
+    leased: bool = False
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,6 +98,10 @@ def seconds_to_period_end(now: float) -> tuple[float, float]:
     return day_end - now, month_end - now
 
 
+def _ignore(_: StoreUnavailable) -> None:
+    """Until the store's owner says who hears of failures in the background."""
+
+
 class Store:
     """Limits, spend and run-time keys. Each method is one atomic step in the store.
 
@@ -105,6 +112,8 @@ class Store:
 
     def __init__(self) -> None:
         self.background: set[asyncio.Task] = set()  # settlings nobody waits for; close() does
+        # Hears of a StoreUnavailable in work nobody waits for (a lease given back); the owner sets it.
+        self.failed: Callable[[StoreUnavailable], None] = _ignore
 
     async def start(self) -> None:
         """Connect and check that the store can do what limits need; raise if it cannot."""

@@ -11,7 +11,6 @@ parallel slot back, in one more step.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import functools
@@ -69,6 +68,7 @@ class Admitted:
     reserved_usd: float = 0.0  # the input's cost, taken from the budgets at admission
     checked: bool = False  # limits were taken from the store (not skipped by fail_open)
     verdict: Awaitable[Admission] | None = None  # the store's answer, asked for and not yet read
+    body_size: int | None = None  # the request body's length when it was sent with one
 
 
 #: The current request's key: set by the middleware, read by the request hooks.
@@ -165,11 +165,11 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
     key = request.app[REGISTRY].lookup(offered_key(request))
     if key is None:
         raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
-    if key.expired(time.time()):
+    if key.expires_at is not None and key.expired(time.time()):
         raise Unauthorized("This API key has expired.", code="key_expired")
     if key.broken:
         raise PolicyViolation("This key's policy cannot be enforced by this gateway; ask its administrator.")
-    state = Admitted(key)
+    state = Admitted(key, body_size=request.content_length)
     token = CURRENT.set(state)
     request[KEY_NAME] = key.name
     try:
@@ -190,21 +190,20 @@ class CountCache:
     def __init__(self, encoding: str, size: int = 8192) -> None:
         self.count = counter(encoding)
         self.size = size
-        self.seen: collections.OrderedDict[tuple[int, int], int] = collections.OrderedDict()
+        # Oldest first; a hit is one dict read (atomic under the GIL), so only changes take the lock.
+        self.seen: dict[tuple[int, int], int] = {}
         self.lock = threading.Lock()  # long conversations are counted in a thread
 
     def __call__(self, text: str) -> int:
         key = (hash(text), len(text))
-        with self.lock:
-            n = self.seen.get(key)
-            if n is not None:
-                self.seen.move_to_end(key)
-                return n
+        n = self.seen.get(key)
+        if n is not None:
+            return n
         n = self.count(text)
         with self.lock:
             self.seen[key] = n
             if len(self.seen) > self.size:
-                self.seen.popitem(last=False)
+                del self.seen[next(iter(self.seen))]
         return n
 
 
@@ -257,7 +256,9 @@ async def admit(ctx: RequestContext, state: Admitted) -> None:
     limits = state.key.limits
     tokens, reserve = 0, 0.0
     if limits.tpm is not None or limits.budgeted:
-        tokens = count_input(ctx) if _size(ctx) < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
+        # The body's length bounds its texts' (JSON escapes and UTF-8 only add): no pass over them to measure.
+        size = state.body_size if state.body_size is not None else _size(ctx)
+        tokens = count_input(ctx) if size < COUNT_INLINE_CHARS else await asyncio.to_thread(count_input, ctx)
     if limits.budgeted:
         reserve = cost_usd(ctx.config, ctx.call.model, tokens, 0)
     state.counted_tokens, state.reserved_usd = tokens, reserve
@@ -279,7 +280,8 @@ async def verdict(registry: KeyRegistry, state: Admitted) -> None:
         raise StoreDown(
             "The gateway's shared store is unreachable, so this key's limits cannot be checked; try again shortly."
         ) from None
-    health.ok()
+    if not answer.leased:  # a lease's verdict did not ask the store
+        health.ok()
     if not answer.ok:
         raise over_limit(state.key, answer.limit or "", answer.retry_after, state.counted_tokens)
     state.lease, state.checked = answer.lease, True
@@ -330,33 +332,45 @@ async def select_provider(ctx: RequestContext, routes: list[Route]) -> list[Rout
 
 
 @hookimpl
-async def request_finished(ctx: RequestContext | None, outcome: Outcome) -> None:
+def request_finished(ctx: RequestContext | None, outcome: Outcome) -> Awaitable[None] | None:
     """Settle after the answer went out: real tokens and cost, and the parallel slot back.
 
     The core calls this exactly once per request, a client that left mid-stream
     included, so the parallel slot always comes back here. A slot is given back before
     this returns (the client's next request on the connection must find it free); tokens
-    and cost alone settle in the background, so the connection is free at once.
+    and cost alone settle in the background, so the connection is free at once. Only
+    what must be awaited (a verdict not read yet, a slot to give back) makes a coroutine.
     """
     state: Admitted | None = ctx.plugin_state.get(NAME) if ctx is not None else None
     if state is None:
-        return
+        return None
     if state.verdict is not None:  # refused before its routes were chosen: what the store took still counts
-        with contextlib.suppress(GatewayError):
-            await verdict(ctx.app[REGISTRY], state)
+        return finish_after_verdict(ctx, state, outcome)
+    return finish(ctx, state, outcome)
+
+
+async def finish_after_verdict(ctx: RequestContext, state: Admitted, outcome: Outcome) -> None:
+    with contextlib.suppress(GatewayError):
+        await verdict(ctx.app[REGISTRY], state)
+    settling = finish(ctx, state, outcome)
+    if settling is not None:
+        await settling
+
+
+def finish(ctx: RequestContext, state: Admitted, outcome: Outcome) -> Awaitable[None] | None:
     if not state.checked:
-        return
+        return None
     limits = state.key.limits
     used = outcome.input_tokens + outcome.output_tokens + outcome.planner_tokens
     cost = cost_usd(ctx.config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     token_delta = used - state.counted_tokens if limits.tpm is not None else 0
     registry = ctx.app[REGISTRY]
     if state.lease is not None:
-        await settle(registry, state, token_delta, cost - state.reserved_usd)
-    else:
-        registry.store.settle_soon(
-            state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
-        )
+        return settle(registry, state, token_delta, cost - state.reserved_usd)
+    registry.store.settle_soon(
+        state.key.name, limits, token_delta, cost - state.reserved_usd, time.time(), registry.settle_failed
+    )
+    return None
 
 
 async def settle(registry: KeyRegistry, state: Admitted, token_delta: int, cost: float) -> None:

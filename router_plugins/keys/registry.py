@@ -11,14 +11,16 @@ from typing import Any
 
 from router_core.config import ConfigError
 from router_lib.store import Store, StoreHealth, StoreUnavailable
+from router_lib.store.lease import LEASE_TIME
 
 from .settings import ClientKey
 
 log = logging.getLogger("llm_router.keys")
 
-# How often each process asks the store whether a key was added, rotated or revoked:
-# a revoked key stops working everywhere within this many seconds.
-REFRESH_SECONDS = 1.0
+# How often each process asks the store whether a key was added, rotated, revoked or given other
+# limits: a revoked key stops working everywhere within this many seconds, and new limits take
+# effect as fast as the store's admission leases end.
+REFRESH_SECONDS = LEASE_TIME
 
 
 class KeyRegistry:
@@ -38,6 +40,7 @@ class KeyRegistry:
         self.keys: dict[bytes, ClientKey] = {bytes.fromhex(d): k for d, k in configured.items()}
         self.version: int | None = None
         self._task: asyncio.Task | None = None
+        store.failed = self.settle_failed
 
     def lookup(self, key: str) -> ClientKey | None:
         return self.keys.get(hashlib.sha256(key.encode()).digest())
@@ -80,7 +83,8 @@ class KeyRegistry:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="keys-refresh")
 
     def settle_failed(self, exc: StoreUnavailable) -> None:
-        """A settling nobody waited for failed (a parallel slot then frees itself after LEASE_SECONDS)."""
+        """A settling or a lease given back failed; nobody waited for it (a parallel slot then frees
+        itself after LEASE_SECONDS; what a lease held stays taken)."""
         self.health.failed("settling usage", exc)
 
     async def stop(self) -> None:

@@ -263,11 +263,12 @@ def redis_cluster(redis_server, tmp_path_factory):
             stdout=subprocess.DEVNULL,
             timeout=30,
         )
-        for _ in range(100):  # the nodes agree on the slots within a moment
-            info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True)
-            if "cluster_state:ok" in info.stdout:
-                break
-            time.sleep(0.1)
+        for port in ports:  # the nodes agree on the slots within a moment (each one: a key may live on any)
+            for _ in range(100):
+                info = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True)
+                if "cluster_state:ok" in info.stdout:
+                    break
+                time.sleep(0.1)
         yield f"redis+cluster://127.0.0.1:{ports[0]}/0"
     finally:
         for proc in procs:
