@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.metadata
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -21,6 +22,14 @@ from .http1 import Client, ConnectError, ConnectTimeout, HTTPError, ReadTimeout,
 from .ids import random_hex
 from .images import GeneratedImage, ImageFailure, openai_images, prompt_picture
 
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("llm-router")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
 # Upstream error bodies are read for their message only; a bigger one is garbage.
 MAX_ERROR_BYTES = 64 * 1024
 # An upstream answer above this is refused rather than buffered (non-streaming path).
@@ -29,6 +38,14 @@ MAX_REPLY_BYTES = 32 * 1024 * 1024
 # Answers are inflated this much at a time, with a pause for the event loop between
 # pieces, so a big (or hostile) compressed answer neither floods memory nor stalls others.
 INFLATE_PIECE = 256 * 1024
+# Sent upstream unless the provider's own headers set them. Some API fronts refuse a request
+# without a User-Agent.
+DEFAULT_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",  # what inflate() can bound
+    "User-Agent": f"llm-router/{_version()}",
+}
 # What the gateway can inflate itself; any other Content-Encoding is a broken answer.
 DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -97,12 +114,9 @@ class Provider:
         self.client = client
         self.breaker = breaker or MemoryBreaker()  # Routes hands every provider the app's one breaker
         self.base_url = config.base_url.rstrip("/")
-        self.headers = {
-            "Content-Type": "application/json",
-            "Accept-Encoding": "gzip, deflate",  # what inflate() can bound
-            **config.headers,
-            **self.auth_headers(),
-        }
+        own = {**config.headers, **self.auth_headers()}
+        taken = {name.lower() for name in own}  # a configured header replaces a default, whatever its case
+        self.headers = {**{k: v for k, v in DEFAULT_HEADERS.items() if k.lower() not in taken}, **own}
         # Each endpoint's request head, encoded once (a header that cannot be sent stops startup).
         self._targets: dict[str, Target] = {}
         if self.remote and self.unavailable is None:

@@ -2,7 +2,9 @@
 
 Label values are bounded: a model is named only once a provider answered for it (or it
 has ``[models.*]`` prices), otherwise ``other``, so a client cannot grow the series by
-sending made-up names. A client key appears by its name, never the key.
+sending made-up names. A client key appears by its name, never the key. Counts live in
+plain cells updated on the event loop and rendered when scraped (``cells.py``); the log
+lines leave once per loop turn (``requestlog.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import attrs
 import orjson
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -23,6 +25,9 @@ from router_core import Manifest, Outcome, RequestContext, Route, hookimpl
 from router_core.pipeline import RUNTIME
 from router_lib.store import GAUGES, HEALTH
 from router_lib.store.pricing import cost_usd
+
+from .cells import Cells, Counter, Histogram
+from .requestlog import RequestLog
 
 NAME = "metrics"
 request_log = logging.getLogger("llm_router.requests")
@@ -41,44 +46,53 @@ class MetricsSettings:
 MANIFEST = Manifest(settings=MetricsSettings)
 
 
+class Series:
+    """The cells one kind of answer updates (same status, endpoint, model, provider and key), found once."""
+
+    __slots__ = ("cost", "fallbacks", "first_byte", "input", "latency", "output", "planner", "requests", "upstream")
+
+    def __init__(self, m: Metrics, status: int, endpoint: str, model: str, provider: str, key: str) -> None:
+        self.requests = m.requests.cell(status, endpoint, model, provider, key)
+        self.latency = m.latency.cell(endpoint, model)
+        self.first_byte = m.first_byte.cell(endpoint, model)
+        self.upstream = m.upstream.cell(provider)
+        self.input = m.tokens.cell("input", model, key)
+        self.output = m.tokens.cell("output", model, key)
+        self.planner = m.tokens.cell("planner", model, key)
+        self.cost = m.cost.cell(model, key)
+        self.fallbacks = m.fallbacks.cell(provider)
+
+
 class Metrics:
-    """One app's series, in a registry of its own (a test's app never sees another's counts)."""
+    """One app's series (a test's app never sees another's counts), updated on the event loop."""
 
     def __init__(self, app: web.Application, settings: MetricsSettings) -> None:
         self.settings = settings
-        self.registry = r = CollectorRegistry(auto_describe=True)
         labels = ("status", "endpoint", "model", "provider", "key")
-        self.requests = Counter("llm_router_requests", "Requests answered, by outcome.", labels, registry=r)
+        self.requests = Counter("llm_router_requests", "Requests answered, by outcome.", labels)
         self.latency = Histogram(
-            "llm_router_request_seconds", "Time from request to last byte.", ("endpoint", "model"),
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "llm_router_request_seconds", "Time from request to last byte.", ("endpoint", "model"), LATENCY_BUCKETS
+        )
         self.first_byte = Histogram(
             "llm_router_first_byte_seconds", "Time from request to the answer's first byte.", ("endpoint", "model"),
-            buckets=LATENCY_BUCKETS, registry=r,
+            LATENCY_BUCKETS,
         )  # fmt: skip
         self.upstream = Histogram(
             "llm_router_upstream_seconds", "Time from sending upstream to its answer (first byte when streamed).",
-            ("provider",), buckets=LATENCY_BUCKETS, registry=r,
+            ("provider",), LATENCY_BUCKETS,
         )  # fmt: skip
-        self.tokens = Counter("llm_router_tokens", "Tokens by kind.", ("kind", "model", "key"), registry=r)
-        self.cost = Counter("llm_router_cost_usd", "Cost at [models.*] prices.", ("model", "key"), registry=r)
-        self.fallbacks = Counter(
-            "llm_router_fallbacks", "Routes given up on before one answered.", ("provider",), registry=r
-        )
-        self.redactions = Counter("llm_router_redactions", "Values masked, by kind.", ("kind",), registry=r)
-        self.saved = Counter("llm_router_tokens_saved", "Tokens optimisations removed, by plugin.", ("by",), registry=r)
-        r.register(StateCollector(app))
+        self.tokens = Counter("llm_router_tokens", "Tokens by kind.", ("kind", "model", "key"))
+        self.cost = Counter("llm_router_cost_usd", "Cost at [models.*] prices.", ("model", "key"))
+        self.fallbacks = Counter("llm_router_fallbacks", "Routes given up on before one answered.", ("provider",))
+        self.redactions = Counter("llm_router_redactions", "Values masked, by kind.", ("kind",))
+        self.saved = Counter("llm_router_tokens_saved", "Tokens optimisations removed, by plugin.", ("by",))
+        self.registry = CollectorRegistry(auto_describe=True)
+        families = (self.requests, self.latency, self.first_byte, self.upstream, self.tokens, self.cost)
+        self.registry.register(Cells(*families, self.fallbacks, self.redactions, self.saved))
+        self.registry.register(StateCollector(app))
         self.known_models: set[str] = set()
-        # Label children by their label values, bound once: prometheus_client's labels() checks
-        # and converts its arguments under a lock on every call, a dict lookup does not.
-        self.children: dict[tuple[Any, ...], Any] = {}
-
-    def child(self, metric: Any, *labels: Any) -> Any:
-        found = self.children.get((metric, *labels))
-        if found is None:
-            found = self.children[(metric, *labels)] = metric.labels(*[str(v) for v in labels])
-        return found
+        self.series: dict[tuple[Any, ...], Series] = {}
+        self.log = RequestLog(request_log) if settings.request_log else None
 
     def model(self, outcome: Outcome, config: Any) -> str:
         model = outcome.model or ""
@@ -92,28 +106,36 @@ class Metrics:
         return "other"
 
     def record(self, outcome: Outcome, config: Any, upstream_seconds: float | None, cost: float) -> None:
-        model, key = self.model(outcome, config), outcome.key_name or ""
-        provider, endpoint, child = outcome.provider or "", outcome.endpoint, self.child
-        child(self.requests, outcome.status, endpoint, model, provider, key).inc()
-        child(self.latency, endpoint, model).observe(outcome.latency_ms / 1000)
+        labels = (
+            outcome.status,
+            outcome.endpoint,
+            self.model(outcome, config),
+            outcome.provider or "",
+            outcome.key_name or "",
+        )
+        s = self.series.get(labels)
+        if s is None:
+            s = self.series[labels] = Series(self, *labels)
+        s.requests[0] += 1
+        self.latency.observe(s.latency, outcome.latency_ms / 1000)
         if outcome.first_byte_ms is not None:
-            child(self.first_byte, endpoint, model).observe(outcome.first_byte_ms / 1000)
-        if upstream_seconds is not None and provider:
-            child(self.upstream, provider).observe(upstream_seconds)
+            self.first_byte.observe(s.first_byte, outcome.first_byte_ms / 1000)
+        if upstream_seconds is not None and outcome.provider:
+            self.upstream.observe(s.upstream, upstream_seconds)
         if outcome.input_tokens:
-            child(self.tokens, "input", model, key).inc(outcome.input_tokens)
+            s.input[0] += outcome.input_tokens
         if outcome.output_tokens:
-            child(self.tokens, "output", model, key).inc(outcome.output_tokens)
+            s.output[0] += outcome.output_tokens
         if outcome.planner_tokens:
-            child(self.tokens, "planner", model, key).inc(outcome.planner_tokens)
+            s.planner[0] += outcome.planner_tokens
         if cost:
-            child(self.cost, model, key).inc(cost)
+            s.cost[0] += cost
         if outcome.fallbacks:
-            child(self.fallbacks, provider).inc(outcome.fallbacks)
+            s.fallbacks[0] += outcome.fallbacks
         for kind, n in outcome.redactions.items():
-            child(self.redactions, kind).inc(n)
+            self.redactions.cell(kind)[0] += n
         for by, n in outcome.tokens_saved.items():
-            child(self.saved, by).inc(n)
+            self.saved.cell(by)[0] += n
 
 
 class StateCollector:
@@ -165,6 +187,13 @@ def router_startup(app: web.Application, settings: MetricsSettings) -> None:
 
 
 @hookimpl
+def router_shutdown(app: web.Application) -> None:
+    metrics = app.get(METRICS)
+    if metrics is not None and metrics.log is not None:
+        metrics.log.flush()
+
+
+@hookimpl
 def register_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", scrape, name="metrics")
 
@@ -210,11 +239,7 @@ def request_finished(ctx: RequestContext | None, outcome: Outcome, app: web.Appl
     config = app[RUNTIME].config
     cost = cost_usd(config, outcome.model, outcome.input_tokens, outcome.output_tokens)
     metrics.record(outcome, config, upstream_seconds(ctx), cost)
-    if metrics.settings.request_log and request_log.isEnabledFor(logging.INFO):
-        line = dict(zip(LOG_FIELDS, (round(time.time(), 3), *outcome_values(outcome), cost), strict=True))
-        # handle() of a record made here: the logger's handlers and filters as for .info(), without
-        # its search of the call stack for the caller's file and line (a fixed one is given).
-        record = request_log.makeRecord(
-            request_log.name, logging.INFO, __file__, 0, orjson.dumps(line).decode(), None, None, "request_finished"
-        )
-        request_log.handle(record)
+    if metrics.log is not None and request_log.isEnabledFor(logging.INFO):
+        now = time.time()
+        line = dict(zip(LOG_FIELDS, (round(now, 3), *outcome_values(outcome), cost), strict=True))
+        metrics.log.add(now, orjson.dumps(line))

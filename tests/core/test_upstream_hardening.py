@@ -112,6 +112,24 @@ async def test_redirect_on_the_only_route_is_a_502_not_the_other_hosts_answer(ma
     assert elsewhere.requests == []
 
 
+# ---------------------------------------------------------------- request headers
+
+
+async def test_upstream_gets_a_user_agent_and_configured_headers_replace_defaults_whatever_their_case(
+    make_gateway, upstream
+):
+    client = await make_gateway()
+    await sdk(client).chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    seen = upstream.last.headers
+    assert (
+        seen["User-Agent"].startswith("llm-router/") and seen["Authorization"] == "Bearer sk-test-provider-secret-123"
+    )
+    assert seen["Accept-Encoding"] == "gzip, deflate" and seen["Content-Type"] == "application/json"
+    client = await make_gateway({"providers": {"openai": {"headers": {"user-agent": "team-gateway/2"}}}})
+    await sdk(client).chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert [v for k, v in upstream.requests[-1].headers.items() if k.lower() == "user-agent"] == ["team-gateway/2"]
+
+
 # ---------------------------------------------------------------- compression
 
 
