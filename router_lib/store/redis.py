@@ -514,6 +514,9 @@ class RedisStore(Store):
         else:
             lease.limits, lease.periods = limits, (day, month)
             lease.left, lease.tokens, lease.micro = granted, granted * per_tokens, granted * per_micro
+        if self.closed:  # an answer that came while closing: the room goes back at once
+            self._give_back(name, lease)
+            return
         lease.until = at + LEASE_TIME
         # Renewed halfway through its time or its room, so that requests do not wait for the next one.
         lease.renew_at, lease.low = at + LEASE_TIME / 2, lease.left // 2
