@@ -40,13 +40,19 @@ def random_hex(nbytes: int = 16) -> str:
     return _pool.take(nbytes).hex()
 
 
-def uuid7_str() -> str:
-    """A version-7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+def uuid7_hex() -> str:
+    """A version-7 UUID (RFC 9562) as 32 hex digits: 48 bits of Unix milliseconds, then 74 random bits.
 
     Ids made later sort later, so a store keyed by them appends to its index instead of
-    writing all over it (the response store); as unguessable as the 74 bits make it.
+    writing all over it (the response store, the ledger's request ids); as unguessable as
+    the 74 bits make it.
     """
     rand = int.from_bytes(_pool.take(10))
     value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
-    h = f"{value:032x}"
+    return f"{value:032x}"
+
+
+def uuid7_str() -> str:
+    """:func:`uuid7_hex` in the UUID's usual 8-4-4-4-12 form."""
+    h = uuid7_hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from .context import Outcome, RequestContext
-from .ids import random_hex
+from .ids import uuid7_hex
 from .plugins import PluginHost
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -26,7 +26,7 @@ def request_id(offered: str | None) -> str:
     """The client's ``x-request-id`` when it is sane, else a fresh one."""
     if offered is not None and _SANE_ID.fullmatch(offered):
         return offered
-    return random_hex()
+    return uuid7_hex()  # time-ordered: the ledger's index on it grows at its end
 
 
 def endpoint_name(request: web.Request) -> str:

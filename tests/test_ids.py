@@ -51,3 +51,18 @@ def test_uuid7_ids_sort_by_time_and_are_valid_uuids():
     parsed = uuid.UUID(first)
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert abs(int(first.replace("-", "")[:12], 16) - time.time() * 1000) < 5000  # Unix milliseconds first
+
+
+def test_request_ids_are_time_ordered_uuid7_in_32_hex_digits():
+    import re
+    import time
+    import uuid
+
+    from router_core.outcome import request_id
+
+    first = request_id(None)
+    time.sleep(0.002)
+    later = request_id("bad id with spaces")  # not sane: replaced by a fresh one
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first < later
+    assert uuid.UUID(hex=first).version == 7
+    assert request_id("client-chosen-id-1") == "client-chosen-id-1"
