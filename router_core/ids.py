@@ -47,9 +47,10 @@ def uuid7_hex() -> str:
     writing all over it (the response store, the ledger's request ids); as unguessable as
     the 74 bits make it.
     """
-    rand = int.from_bytes(_pool.take(10))
-    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
-    return f"{value:032x}"
+    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6) + _pool.take(10))
+    raw[6] = 0x70 | raw[6] & 0x0F  # version 7
+    raw[8] = 0x80 | raw[8] & 0x3F  # variant 0b10
+    return raw.hex()
 
 
 def uuid7_str() -> str:

@@ -414,11 +414,13 @@ class PluginHost:
     async def _each(self, hook: str, kwargs: dict[str, Any], on_result: Callable[[Any], Any]) -> Any:
         """The one hook loop: each non-None result goes to ``on_result``; a true answer from it stops the loop."""
         for impl in self.impls(hook):
-            # Inlined run(): sync implementations (most) then cost no coroutine.
-            if self._is_async[impl.function]:
-                result = await self._run_async(impl, kwargs)
-            else:
-                result = self._run_sync(impl, kwargs)
+            # run() inlined: no wrapper frame or coroutine per implementation.
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if self._is_async[impl.function]:
+                    result = await result
+            except Exception as exc:
+                result = self._failed(impl, exc)
             if result is not None and on_result(result):
                 return result
         return None
