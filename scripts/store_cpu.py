@@ -19,19 +19,16 @@ key with ``max_parallel``, a quiet key and a key near its limit take).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 from pathlib import Path
 
-import uvloop
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_lib.store.base import Limits
 from router_lib.store.redis import RedisStore
-from tests.services import RedisServer
+from tests.services import measure_on_a_redis
 
 LIMITS = Limits(rpm=10**9, tpm=10**12, daily_budget_usd=1e9)
 
@@ -76,16 +73,7 @@ async def measure(url: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=4000)
-    args = parser.parse_args()
-    server = RedisServer()
-    server.start()
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(measure(server.url, args.n))
-    finally:
-        server.close()
+    measure_on_a_redis(measure, 4000)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ so each step runs its whole script; the first 500 calls are warm-up.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_lib.store.base import Limits
 from router_lib.store.redis import RedisStore
-from tests.services import RedisServer
+from tests.services import measure_on_a_redis
 
 
 async def measure(url: str, n: int) -> None:
@@ -38,15 +36,7 @@ async def measure(url: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=3000)
-    args = parser.parse_args()
-    server = RedisServer()
-    server.start()
-    try:
-        asyncio.run(measure(server.url, args.n))
-    finally:
-        server.close()
+    measure_on_a_redis(measure, 3000)
 
 
 if __name__ == "__main__":

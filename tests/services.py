@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -60,6 +60,26 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def measure_on_a_redis(measure: Callable[[str, int], Awaitable[None]], default_n: int) -> None:
+    """Run ``measure(url, n)`` against a throwaway redis-server, on uvloop as the gateway runs
+    (the store measurements in scripts/); ``--n`` on the command line."""
+    import argparse
+    import asyncio
+
+    import uvloop
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=default_n)
+    n = parser.parse_args().n
+    server = RedisServer()
+    server.start()
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(measure(server.url, n))
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")
