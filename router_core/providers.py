@@ -175,7 +175,7 @@ class Provider:
             first = loop.time() + (first_byte_timeout or self.config.first_byte_timeout)
             async with asyncio.timeout_at(min(first, total)) as deadline:
                 resp = await self.client.post(
-                    self._targets.get(url) or self.target(url),
+                    self.target(url),
                     orjson.dumps(body),
                     connect_timeout=self.config.connect_timeout,
                 )
