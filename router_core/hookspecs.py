@@ -223,7 +223,8 @@ def on_stream_event(ctx: RequestContext, piece: StreamPiece) -> list[StreamPiece
 
 @hookspec
 def request_finished(ctx: RequestContext | None, outcome: Outcome, app: web.Application) -> None:
-    """Called exactly once per HTTP request, after its answer is complete; returns nothing.
+    """Called exactly once per HTTP request, after its answer is complete; returns nothing
+    (an ``async def`` implementation, or a plain one returning an awaitable it wants awaited).
 
     For metrics, logs and the usage ledger. It runs after the last byte was sent (or the
     client hung up), for answers and errors alike, including requests refused before a

@@ -465,7 +465,7 @@ class PluginHost:
         for impl in self.impls(hook):
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):  # most return None: no check
                     await result
             except Exception as exc:
                 self.failures[impl.plugin_name] += 1

@@ -215,9 +215,12 @@ def count_cache(encoding: str) -> CountCache:
 def count_input(ctx: RequestContext) -> int:
     model = ctx.call.model or ""
     count = count_cache(encoding_name(model))
-    return sum(message_tokens(m, model, count) for m in ctx.call.messages) + sum(
-        tool_tokens(t, model, count) for t in ctx.call.tools
-    )
+    total = 0
+    for message in ctx.call.messages:
+        total += message_tokens(message, model, count)
+    for tool in ctx.call.tools:
+        total += tool_tokens(tool, model, count)
+    return total
 
 
 def _size(ctx: RequestContext) -> int:

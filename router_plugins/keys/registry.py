@@ -38,12 +38,21 @@ class KeyRegistry:
         self.health = health
         self.check_policy = check_policy
         self.keys: dict[bytes, ClientKey] = {bytes.fromhex(d): k for d, k in configured.items()}
+        # Keys that were offered and found, by their text: a client's every request after its first
+        # is one dict read, not a sha256. Only known keys get in (a stranger's guesses do not), and
+        # the whole map goes whenever the key set changes (a revoked key is never found here).
+        self.found: dict[str, ClientKey] = {}
         self.version: int | None = None
         self._task: asyncio.Task | None = None
         store.failed = self.settle_failed
 
     def lookup(self, key: str) -> ClientKey | None:
-        return self.keys.get(hashlib.sha256(key.encode()).digest())
+        found = self.found.get(key)
+        if found is None:
+            found = self.keys.get(hashlib.sha256(key.encode()).digest())
+            if found is not None and len(self.found) < len(self.keys):  # at most one text per key
+                self.found[key] = found
+        return found
 
     async def refresh(self) -> None:
         """Reload the store's keys if their version changed; keep the last good set if the store is down."""
@@ -71,7 +80,7 @@ class KeyRegistry:
                 key = ClientKey.from_record(record)
                 object.__setattr__(key, "broken", str(exc))
             keys[bytes.fromhex(record.digest)] = key
-        self.keys, self.version = keys, version
+        self.keys, self.version, self.found = keys, version, {}
 
     async def run(self) -> None:
         while True:
