@@ -121,6 +121,21 @@ def errors_middleware(gate: Callable[[web.Request], None] | None = None):
     return errors
 
 
+def plugin_gate(host: PluginHost, config: Config) -> Callable[[web.Request], None] | None:
+    """The client key check an enabled plugin registered (``register_gate``), if one did."""
+    registered: list[tuple[str, Callable[[web.Request], None]]] = []
+    for impl in host.impls("register_gate"):
+
+        def register(check: Callable[[web.Request], None], name: str = impl.plugin_name) -> None:
+            registered.append((name, check))
+
+        host.call_declaration(impl, {"register": register, "config": config})
+    if len(registered) > 1:
+        names = ", ".join(name for name, _ in registered)
+        raise ConfigError([f"plugins: {names} each check client keys (register_gate); enable one of them"])
+    return registered[0][1] if registered else None
+
+
 def key_check(keys: tuple[str, ...]) -> Callable[[web.Request], None]:
     """Bearer-key auth; digests are compared in constant time and keys never logged."""
     digests = [hashlib.sha256(k.encode()).digest() for k in keys]
@@ -231,7 +246,8 @@ def create_app(config: Config, extra_plugins: list[tuple[str, object]] = ()) -> 
     schema = build_schema(config, host)
 
     if host.authenticates:
-        gate = None  # an enabled plugin checks client keys (and server.api_keys) in its middleware
+        # An enabled plugin checks client keys (and server.api_keys): in a gate of its own, or in its middleware.
+        gate = plugin_gate(host, config)
     elif config.server.api_keys:
         gate = key_check(config.server.api_keys)
     else:

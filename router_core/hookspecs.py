@@ -82,8 +82,26 @@ def register_middlewares(register: Any, config: Config) -> None:
         rendered as usual), in plugin order.
     :param config: the parsed plugins.toml. A plugin that provides client
         authentication sets ``AUTHENTICATES = True`` in its module: the core then drops
-        its own ``server.api_keys`` check and the plugin's middleware does it instead.
+        its own ``server.api_keys`` check and the plugin's gate (``register_gate``) or
+        middleware does it instead.
         Raise ``ConfigError`` here for a bad table, so ``llm-router check`` sees it too.
+    """
+
+
+@hookspec
+def register_gate(register: Any, config: Config) -> None:
+    """Called once while the app is built, by a plugin that checks client keys itself; returns nothing.
+
+    :param register: ``register(check)`` gives the core ``check(request)``, a plain function
+        (not ``async``) that the core calls first for every request but ``GET /healthz``,
+        inside its error middleware: it raises a ``GatewayError`` (``Unauthorized`` …) to
+        refuse, rendered in the client's dialect. It runs in the request's own task, so a
+        ``contextvars.ContextVar`` it sets is seen by the request's hooks and by no other
+        request. The plugin sets ``AUTHENTICATES = True`` in its module, and the core then
+        drops its own ``server.api_keys`` check. One gate per app: two plugins registering
+        one is a startup error. (A plugin may check keys in a middleware of its own instead;
+        a gate is one call, not one more coroutine layer on every request.)
+    :param config: the parsed plugins.toml; raise ``ConfigError`` for a bad table.
     """
 
 

@@ -1,6 +1,6 @@
 """Client keys with limits, budgets, allow-lists and a policy of their own (``[keys.*]``, ``[store]``).
 
-The middleware authenticates every request (in place of ``server.api_keys``, which
+The core's gate (``register_gate``) authenticates every request (in place of ``server.api_keys``, which
 stay valid as one unlimited key named ``server``); ``pre_request`` applies the key's
 policy and asks the store to take what the request uses, in one atomic step whose
 answer ``select_provider`` reads (before any route is used) while holding the key to
@@ -50,7 +50,6 @@ NAME = "keys"
 
 log = logging.getLogger("llm_router.keys")
 
-OPEN_PATHS = frozenset({"/healthz"})
 # Conversations longer than this are counted in a thread: tiktoken on megabytes would hold the loop.
 COUNT_INLINE_CHARS = 50_000
 
@@ -103,7 +102,7 @@ class StoreDown(GatewayError):
 
 
 @hookimpl
-def register_middlewares(register: Any, config: Any) -> None:
+def register_gate(register: Any, config: Any) -> None:
     keys = {**server_keys(config.server.api_keys), **config_keys(config.keys)}  # ConfigError names the table
     settings = store_settings(config)
     limited = [k.name for k in keys.values() if k.limits.any]
@@ -158,10 +157,12 @@ def offered_key(request: web.Request) -> str:
     return request.headers.get("x-api-key", "").strip()
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS:
-        return await handler(request)
+def authenticate(request: web.Request) -> None:
+    """The core's gate (``register_gate``): who is calling, before any other work on the request.
+
+    The key's state goes to ``pre_request`` through :data:`CURRENT`, set in the request's own
+    task (aiohttp runs each request in one), so no other request ever sees it.
+    """
     key = request.app[REGISTRY].lookup(offered_key(request))
     if key is None:
         raise Unauthorized("Missing or invalid API key; send 'Authorization: Bearer <key>'.")
@@ -169,13 +170,8 @@ async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         raise Unauthorized("This API key has expired.", code="key_expired")
     if key.broken:
         raise PolicyViolation("This key's policy cannot be enforced by this gateway; ask its administrator.")
-    state = Admitted(key, body_size=request.content_length)
-    token = CURRENT.set(state)
+    CURRENT.set(Admitted(key, body_size=request.content_length))
     request[KEY_NAME] = key.name
-    try:
-        return await handler(request)
-    finally:
-        CURRENT.reset(token)
 
 
 class CountCache:

@@ -85,6 +85,11 @@ class Recorder:
         register(stamp)
 
     @hookimpl
+    def register_gate(self, register, config):  # called only for a plugin that AUTHENTICATES: see Gatekeeper
+        self.calls.append("register_gate")
+        register(lambda request: None)
+
+    @hookimpl
     def gateway_fields(self):
         self.calls.append("gateway_fields")
         return {"budget": GatewayField(Budget, aliases=("costBudget",))}
@@ -353,6 +358,58 @@ async def test_plugin_middleware_wraps_every_route(make_gateway, recorder):
     assert resp.headers["x-recorder-middleware"] == "1"
     resp = await client.get("/no/such/route")  # inside the error middleware: errors pass through it
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+
+
+class Gatekeeper:
+    """A third party's client check: the core calls its gate, and the gate's context reaches the hooks."""
+
+    AUTHENTICATES = True
+
+    def __init__(self) -> None:
+        import contextvars
+
+        self.caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller", default=None)
+        self.gated: list[str] = []
+        self.seen: list[str | None] = []
+
+    @hookimpl
+    def register_gate(self, register):
+        def check(request):
+            self.gated.append(request.path)
+            caller = request.headers.get("x-caller")
+            if caller is None:
+                from router_core.errors import Unauthorized
+
+                raise Unauthorized("Say who you are.")
+            self.caller.set(caller)
+
+        register(check)
+
+    @hookimpl
+    def pre_request(self, ctx):
+        self.seen.append(self.caller.get())
+
+
+async def test_a_plugin_gate_checks_every_request_in_its_own_context(make_gateway):
+    keeper = Gatekeeper()
+    # server.api_keys are the gate's to honour now: the core's own check is off
+    client = await make_gateway({"server": {"api_keys": ["sk-core-key-0123456789abcdef"]}}, [("keeper", keeper)])
+    body = {"model": "echo/x", "messages": HI}
+    refused = await client.post(CHAT, json=body, headers={"Authorization": "Bearer sk-core-key-0123456789abcdef"})
+    assert refused.status == 401 and (await refused.json())["error"]["message"] == "Say who you are."
+    answers = await asyncio.gather(*(client.post(CHAT, json=body, headers={"x-caller": f"c{i}"}) for i in range(5)))
+    assert [r.status for r in answers] == [200] * 5
+    assert sorted(keeper.seen) == [f"c{i}" for i in range(5)]  # each request saw its own caller, none another's
+    assert (await client.get("/healthz")).status == 200
+    assert "/healthz" not in keeper.gated and len(keeper.gated) == 6
+
+
+def test_two_plugin_gates_are_a_startup_error(upstream):
+    from tests.conftest import base_config
+
+    config = parse_config(base_config(upstream.url), env={})
+    with pytest.raises(ConfigError, match="a, b each check client keys"):
+        create_app(config, [("a", Gatekeeper()), ("b", Gatekeeper())])
 
 
 async def test_shutdown_hook_runs(make_gateway, recorder):
