@@ -183,12 +183,46 @@ def is_phone(text: str, start: int, value: str) -> bool:
     return _phone_grouping(core) and _valid_national(digits)
 
 
-def find_phones(text: str) -> Iterator[Finding]:
+# Where a run of digits may be cut in two: a separator run that is not part of a group.
+_GROUP_END = re.compile(r"\d(?=[ \-./]{1,2}\d)")
+# "+CC …" runs cut per text at most this often (each cut asks libphonenumber, ~50 µs).
+MAX_CUTS = 32
 
+
+def international_prefix(value: str) -> str | None:
+    """The phone number that starts a "+" run too long to be one ("+1 201-555-0143 4111 1111 …"):
+    the longest run of whole groups that libphonenumber calls a valid number, if any."""
+    ends = [m.end() for m in _GROUP_END.finditer(value)]
+    tried = 0
+    for end in reversed(ends):
+        prefix = value[:end]
+        if not 7 <= len(_digits(prefix)) <= 15:
+            continue
+        tried += 1
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(prefix, None)):
+                return prefix
+        except phonenumbers.NumberParseException:
+            return None
+        if tried == 4:
+            return None
+    return None
+
+
+def find_phones(text: str) -> Iterator[Finding]:
+    cuts = 0
     for m in _CANDIDATE.finditer(text):
         value = m.group().rstrip(" -./")
-        if is_phone(text, m.start(), value):
-            yield Finding(m.start(), m.start() + len(value), "phone", masking.mask_phone(value))
+        if not is_phone(text, m.start(), value):
+            if value[0] != "+" or len(_digits(value)) <= 15 or cuts == MAX_CUTS:
+                continue
+            # Another number written right after an international one ran into it: the phone
+            # number is its valid beginning (the rest is left to the other detectors).
+            cuts += 1
+            value = international_prefix(value)
+            if value is None:
+                continue
+        yield Finding(m.start(), m.start() + len(value), "phone", masking.mask_phone(value))
 
 
 # A loose RE2 superset of what is_phone accepts: a "+" or "00" number, seven digits

@@ -156,11 +156,16 @@ def find_in_windows(text: str, detector: Detector, windows: list[list[int]]) -> 
     return found
 
 
+_WORD = re.compile(r"\w")
+
+
 def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = ()) -> list[Finding]:
     """Every value to hide in ``text``, left to right, without overlaps.
 
     Where two findings overlap the one that starts first wins, then the longer one,
-    then the detector listed first in :data:`PRIORITY`.
+    then the detector listed first in :data:`PRIORITY`. A value that overlaps the winner
+    and runs past its end is not dropped: the winner grows to its end, the part beyond
+    masked whole (a phone number written right before a card number hides both).
     """
     found: list[Finding] = []
     if detectors:
@@ -180,6 +185,10 @@ def find_all(text: str, detectors: Sequence[Detector], custom: Sequence[Any] = (
     for finding in found:
         if finding.start >= end:
             kept.append(finding)
+            end = finding.end
+        elif finding.end > end:
+            last = kept[-1]
+            kept[-1] = last._replace(end=finding.end, mask=last.mask + _WORD.sub("*", text[end : finding.end]))
             end = finding.end
     return kept
 
