@@ -730,6 +730,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a quick comparison while developing: passthrough and gateway at c8 only, with their CPU per "
         "request (robust to other processes on the machine), no report",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --cpu-only: measure passthrough then gateway this many times in turn, and print the medians",
+    )
     args = parser.parse_args(argv)
     seconds = args.duration or (2 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
@@ -747,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
-    points = len(CONCURRENCIES) * 3
+    points = max(len(CONCURRENCIES) * 3, 2 * args.rounds if args.cpu_only else 0)
     signal.alarm(
         300 + points * (seconds + warmup) * (1 + args.retries) + (20 if args.profile else 0)
     )  # installing wrk may take a while
@@ -844,7 +850,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[int, dict[str, Any]]] = {}
         if args.cpu_only:
             del ports["direct"]
-        for name, port in ports.items():
+        ratios: list[tuple[float, float]] = []  # --cpu-only: (rps, CPU) ratio of each round
+        for name, port in [*ports.items()] * (args.rounds if args.cpu_only else 1):
             results[name] = {}
             target, url = (
                 (gw_load, f"http://{HOST}:{port}{gw_path}")
@@ -873,13 +880,23 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(
                         "the gateway died under load; its log:\n" + gw_log.read_text(errors="replace")[-4000:]
                     )
+            if args.cpu_only and name == "gateway":  # a round: the passthrough, then the gateway
+                gw, bare = results["gateway"][8], results["passthrough"][8]
+                ratios.append((gw["rps"] / bare["rps"], bare["cpu_us"] / gw["cpu_us"]))
+                print(
+                    f"gateway/passthrough at c8: rps {100 * ratios[-1][0]:.0f} %, "
+                    f"CPU per request {gw['cpu_us']:.0f} / {bare['cpu_us']:.0f} µs = {100 * ratios[-1][1]:.0f} %",
+                    flush=True,
+                )
 
         if args.cpu_only:
-            gw, bare = results["gateway"][8], results["passthrough"][8]
-            print(
-                f"gateway/passthrough at c8: rps {100 * gw['rps'] / bare['rps']:.0f} %, "
-                f"CPU per request {gw['cpu_us']:.0f} / {bare['cpu_us']:.0f} µs = {100 * bare['cpu_us'] / gw['cpu_us']:.0f} %"
-            )
+            if len(ratios) > 1:
+                rps, cpu = (sorted(r[i] for r in ratios) for i in (0, 1))
+                print(
+                    f"{len(ratios)} rounds: rps ratio median {100 * statistics.median(rps):.0f} % "
+                    f"(range {100 * rps[0]:.0f}–{100 * rps[-1]:.0f} %), CPU ratio median "
+                    f"{100 * statistics.median(cpu):.0f} % (range {100 * cpu[0]:.0f}–{100 * cpu[-1]:.0f} %)"
+                )
             return 0
         stream = streaming_check({"direct": up_port, "gateway": gw_port}, body, repeats=3 if args.quick else 7)
         table, misses = report(results, stream, plugins)
