@@ -65,8 +65,16 @@ def distil(model: Path, tokenizer: Path, dimensions: int = DIMENSIONS) -> np.nda
         batch = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], axis=1)
         feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch), "token_type_ids": np.zeros_like(batch)}
         out[ids] = session.run(None, feeds)[0].mean(axis=1)
+    return reduce(out, dimensions)
+
+
+def reduce(out: np.ndarray, dimensions: int = DIMENSIONS) -> np.ndarray:
+    """Per-token teacher outputs (one float32 row per vocabulary id, in id order) → static vectors: PCA to
+    ``dimensions``, signs fixed, unit rows weighted up for rarer (later) ids. Any teacher goes through this
+    (bench/scoring_eval_teacher.py distils a second one the same way)."""
+    size = out.shape[0]
     centred = out - out.mean(axis=0)
-    # PCA through the covariance's eigenvectors (384 × 384): cheap and deterministic.
+    # PCA through the covariance's eigenvectors (width × width): cheap and deterministic.
     _, vectors = np.linalg.eigh(centred.T @ centred)
     components = vectors[:, ::-1][:, :dimensions]
     # An eigenvector's sign is arbitrary (it may differ with the BLAS): fix it so the largest loading is positive,

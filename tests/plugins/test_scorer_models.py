@@ -25,6 +25,23 @@ def test_install_step_built_the_vectors_from_the_pinned_model():
     assert time.perf_counter() - started < 5
 
 
+def test_the_distillation_recipe_keeps_the_teachers_main_directions_and_weights_rarer_tokens_up():
+    # Any teacher's per-token outputs go through distill.reduce (bench/scoring_eval_teacher.py distils a second one).
+    rng = np.random.default_rng(0)
+    topics = rng.normal(size=(3, 48)) * 10  # three strong directions, plus small noise in every direction
+    outputs = (topics[rng.integers(0, 3, size=600)] + rng.normal(size=(600, 48))).astype(np.float32)
+    reduced = distill.reduce(outputs, dimensions=3)
+    assert reduced.shape == (600, 3) and reduced.dtype == np.float32
+    # each row is unit length times log(1 + id): the id order is the frequency order, later ids say more
+    np.testing.assert_allclose(np.linalg.norm(reduced, axis=1), np.log1p(np.arange(600)), rtol=1e-4)
+    unit = reduced[1:] / np.linalg.norm(reduced[1:], axis=1, keepdims=True)
+    same = (outputs[1:, None] - outputs[None, 1:]) ** 2
+    nearest = same.sum(-1).argsort(axis=1)[:, 1]  # each row's nearest other row in the teacher's space
+    assert np.mean(np.sum(unit * unit[nearest], axis=1) > 0.9) > 0.95
+    # the kept directions come from the covariance alone, signs fixed: negated outputs give negated rows
+    np.testing.assert_allclose(distill.reduce(-outputs, dimensions=3), -reduced, atol=1e-4)
+
+
 def test_missing_vectors_say_how_to_build_them(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"python -m router_plugins\.scorer\.distill"):
         SentenceEncoder(tmp_path)
