@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router_plugins.ledger.backends import open_ledger
-from router_plugins.ledger.schema import Row
+from router_plugins.ledger.schema import Batch, Row
 
 KEYS = [f"team-{i}" for i in range(25)]
 MODELS = ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet", "meta/llama-3.1-8b", "openai/o3"]
@@ -63,9 +63,9 @@ async def fill(url: str, n: int, batch: int) -> float:
     for row in rows(n, time.time(), random.Random(13)):
         pending.append(row)
         if len(pending) == batch:
-            await ledger.write(pending)
+            await ledger.write(Batch.of(pending))
             pending = []
-    await ledger.write(pending)
+    await ledger.write(Batch.of(pending))
     await ledger.close()
     return time.perf_counter() - started
 

@@ -103,14 +103,37 @@ class Totals:
     latency_ms: float = 0.0
 
 
-def aggregate(rows: list[Row]) -> dict[tuple[str, ...], Totals]:
-    """A batch of rows summed per (day, key, model, provider, tag): one upsert per group, not per request."""
-    out: dict[tuple[str, ...], Totals] = {}
-    for row in rows:
+class Batch:
+    """Rows made ready for the database as they arrive: their columns, and the daily totals they add to.
+
+    Done row by row on the event loop (a few microseconds each, after the answer went out),
+    so that writing a batch is the database's own work: no Python loop over hundreds of
+    rows in the SQLite thread, holding the GIL while the event loop waits for it.
+    """
+
+    __slots__ = ("params", "totals")
+
+    def __init__(self) -> None:
+        self.params: list[tuple[Any, ...]] = []
+        self.totals: dict[tuple[str, ...], Totals] = {}
+
+    @classmethod
+    def of(cls, rows: list[Row]) -> Batch:
+        batch = cls()
+        for row in rows:
+            batch.add(row)
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def add(self, row: Row) -> None:
+        self.params.append(values(row))
+        # Summed per (day, key, model, provider, tag): one upsert per group, not per request.
         group = (row.day, row.key_name or "", row.model or "", row.provider or "", row.tag or "")
-        t = out.get(group)
+        t = self.totals.get(group)
         if t is None:
-            t = out[group] = Totals()
+            t = self.totals[group] = Totals()
         t.requests += 1
         t.errors += row.status >= 400
         t.input_tokens += row.input_tokens
@@ -119,7 +142,15 @@ def aggregate(rows: list[Row]) -> dict[tuple[str, ...], Totals]:
         t.cost_usd += row.cost_usd
         t.tokens_saved += sum(row.tokens_saved.values())
         t.latency_ms += row.latency_ms
-    return out
+
+    def total_params(self) -> list[tuple[Any, ...]]:
+        """The upserts' parameters, groups in one order (two gateways upserting the same totals never deadlock)."""
+        return [(*group, *(getattr(t, n) for n in TOTALS)) for group, t in sorted(self.totals.items())]
+
+
+def aggregate(rows: list[Row]) -> dict[tuple[str, ...], Totals]:
+    """A batch of rows summed per (day, key, model, provider, tag)."""
+    return Batch.of(rows).totals
 
 
 TOTALS = [a.name for a in attrs.fields(Totals)]

@@ -228,15 +228,30 @@ def _card_in(value: str) -> str | None:
 
 def find_cards(text: str) -> Iterator[Finding]:
     for m in _CARD.finditer(text):
-        value = _card_in(m.group())
+        start, value = m.start(), _card_in(m.group())
         if value is None:
-            continue
+            # A grouped card after another group ("+1 201 555 0143 4111 1111 1111 1111"): from a later group on.
+            start, value = _card_after(m.group(), start)
+            if value is None:
+                continue
         digits = value.replace(" ", "").replace("-", "")
-        if len(digits) == len(value) and _NOT_CARD_WORDS.search(text[max(0, m.start() - 40) : m.start()]):
+        if len(digits) == len(value) and _NOT_CARD_WORDS.search(text[max(0, start - 40) : start]):
             continue  # an unbroken number introduced as a barcode, an invoice …
         if len(digits) == 13 == len(value) and ean13_valid(digits):
             continue  # 13-digit Visa is gone from circulation; an EAN-13 is on every product
-        yield Finding(m.start(), m.start() + len(value), "credit_card", masking.mask_card(value))
+        yield Finding(start, start + len(value), "credit_card", masking.mask_card(value))
+
+
+def _card_after(run: str, start: int) -> tuple[int, str | None]:
+    """The card that begins at one of ``run``'s later groups, with its offset in the text: 15
+    digits at least (the common card lengths), since a shorter Luhn-valid run inside a long
+    number is as likely chance."""
+    for i, ch in enumerate(run):
+        if ch in " -":
+            value = _card_in(run[i + 1 :])
+            if value is not None and len(value) - value.count(" ") - value.count("-") >= 15:
+                return start + i + 1, value
+    return start, None
 
 
 # ---------------------------------------------------------------- iban

@@ -214,6 +214,9 @@ def test_restore_round_trips_generated_pii(items, data):
         ("+1 201-555-0143  4111 1111 1111 1111", ["201-555-01", "4111 1111 1111"], {"phone": 1, "credit_card": 1}),
         ("call +44 20 7946 0958 123 456 789 012 now", ["20 7946 09"], {"phone": 1}),
         ("+1 201-555-0123  +1 201-555-0100  4111 1111 1111 1111", ["555-0123", "555-01", "1111 1111 11"], {"phone": 2}),
+        # one space apart, the card was read as the tail of a 20-digit run and neither was found
+        ("+1 201 555 0143 4111 1111 1111 1111 x", ["555 01", "1111 1111 11"], {"phone": 1, "credit_card": 1}),
+        ("ref 0143 3782 822463 10005", ["822463", "3782"], {"credit_card": 1}),
     ],
 )
 def test_a_phone_number_run_into_another_number_is_still_found(text, hidden, counts):
@@ -221,6 +224,13 @@ def test_a_phone_number_run_into_another_number_is_still_found(text, hidden, cou
     out = redaction.redact_text(text)
     assert not any(h in out for h in hidden), out
     assert {k: redaction.counts[k] for k in counts} == counts
+
+
+def test_a_long_number_is_not_searched_for_short_cards():
+    """Only a 15+ digit card is looked for after a run's first group: a Luhn-valid 12 digits inside
+    a long number is as likely chance."""
+    redaction = Redaction(ALL)
+    assert redaction.redact_text("1234 5678 9012 3456 7890") == "1234 5678 9012 3456 7890"
 
 
 def test_a_value_overlapping_another_and_running_past_it_is_masked_to_its_end():
