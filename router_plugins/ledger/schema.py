@@ -148,11 +148,6 @@ class Batch:
         return [(*group, *(getattr(t, n) for n in TOTALS)) for group, t in sorted(self.totals.items())]
 
 
-def aggregate(rows: list[Row]) -> dict[tuple[str, ...], Totals]:
-    """A batch of rows summed per (day, key, model, provider, tag)."""
-    return Batch.of(rows).totals
-
-
 TOTALS = [a.name for a in attrs.fields(Totals)]
 
 # Each migration is (version, DDL); {id}, {float}, {bigint} and {bool} are filled per database.

@@ -14,7 +14,7 @@ from router_core.cli import main
 from router_core.config import ConfigError, parse_config
 from router_plugins.ledger.backends import Ledger, LedgerUnavailable, open_ledger
 from router_plugins.ledger.cli import since_day
-from router_plugins.ledger.schema import Batch, Row, aggregate, row_of
+from router_plugins.ledger.schema import Batch, Row, row_of
 from router_plugins.ledger.writer import LedgerWriter
 
 DAY = calendar.timegm((2026, 11, 20, 12, 0, 0))  # 2026-11-20 12:00 UTC
@@ -56,7 +56,7 @@ def test_cost_comes_from_model_prices():
 
 def test_rows_are_summed_per_group():
     rows = [make_row(), make_row(status=502, input_tokens=1), make_row(model="openai/gpt-4o-mini")]
-    totals = aggregate(rows)
+    totals = Batch.of(rows).totals
     assert len(totals) == 2
     t = totals[("2026-11-20", "team-a", "openai/gpt-4o", "openai", "")]
     assert (t.requests, t.errors, t.input_tokens, t.tokens_saved) == (2, 1, 101, 60)
